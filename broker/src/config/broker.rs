@@ -1,0 +1,481 @@
+//! Broker configs with Kafka's names (`server.properties` keys), layered from defaults, a file
+//! (TOML or `.properties`), `FJORD_*` environment variables and command-line overrides.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+
+use super::{ConfigDef, ConfigError, ConfigType, Validator, find, get, parse_bool};
+
+const I64_MAX: &str = "9223372036854775807";
+
+/// Every broker config Fjord reads.
+pub static BROKER_CONFIGS: &[ConfigDef] = &[
+    ConfigDef {
+        name: "node.id",
+        kind: ConfigType::Int,
+        default: Some("1"),
+        validator: Validator::AtLeast(0),
+        doc: "This broker's id in the cluster (`broker.id` is read as a synonym).",
+    },
+    ConfigDef {
+        name: "listeners",
+        kind: ConfigType::String,
+        default: Some("PLAINTEXT://127.0.0.1:9092"),
+        validator: Validator::Any,
+        doc: "Where Kafka clients connect: `PLAINTEXT://HOST:PORT`. Port 0 binds an ephemeral port.",
+    },
+    ConfigDef {
+        name: "advertised.listeners",
+        kind: ConfigType::String,
+        default: None,
+        validator: Validator::Any,
+        doc: "The address given to clients in Metadata, when it differs from `listeners` (default: the bound address).",
+    },
+    ConfigDef {
+        name: "log.dirs",
+        kind: ConfigType::String,
+        default: None,
+        validator: Validator::Any,
+        doc: "Directory holding the partition logs and broker metadata (one directory; overrides `log.dir`).",
+    },
+    ConfigDef {
+        name: "log.dir",
+        kind: ConfigType::String,
+        default: Some("./fjord-data"),
+        validator: Validator::Any,
+        doc: "Directory holding the data, when `log.dirs` is not set.",
+    },
+    ConfigDef {
+        name: "auto.create.topics.enable",
+        kind: ConfigType::Boolean,
+        default: Some("true"),
+        validator: Validator::Any,
+        doc: "Create a topic when a client asks Metadata for one that does not exist (with `num.partitions` partitions).",
+    },
+    ConfigDef {
+        name: "num.partitions",
+        kind: ConfigType::Int,
+        default: Some("1"),
+        validator: Validator::AtLeast(1),
+        doc: "Partitions of automatically created topics, and of CreateTopics requests that leave the count to the broker.",
+    },
+    ConfigDef {
+        name: "default.replication.factor",
+        kind: ConfigType::Int,
+        default: Some("1"),
+        validator: Validator::AtLeast(1),
+        doc: "Replication factor of automatically created topics.",
+    },
+    ConfigDef {
+        name: "delete.topic.enable",
+        kind: ConfigType::Boolean,
+        default: Some("true"),
+        validator: Validator::Any,
+        doc: "Whether DeleteTopics is allowed.",
+    },
+    ConfigDef {
+        name: "socket.request.max.bytes",
+        kind: ConfigType::Int,
+        default: Some("104857600"),
+        validator: Validator::AtLeast(1),
+        doc: "Largest request frame accepted; a larger frame closes the connection.",
+    },
+    ConfigDef {
+        name: "log.retention.check.interval.ms",
+        kind: ConfigType::Long,
+        default: Some("300000"),
+        validator: Validator::AtLeast(1),
+        doc: "How often retention deletes expired segments.",
+    },
+    ConfigDef {
+        name: "log.flush.scheduler.interval.ms",
+        kind: ConfigType::Long,
+        default: Some(I64_MAX),
+        validator: Validator::AtLeast(1),
+        doc: "How often the flusher checks `flush.ms`; Kafka's default never runs it.",
+    },
+    ConfigDef {
+        name: "log.cleanup.policy",
+        kind: ConfigType::List,
+        default: Some("delete"),
+        validator: Validator::ListOf(&["delete", "compact"]),
+        doc: "Default `cleanup.policy` of topics.",
+    },
+    ConfigDef {
+        name: "compression.type",
+        kind: ConfigType::String,
+        default: Some("producer"),
+        validator: Validator::OneOf(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]),
+        doc: "Default `compression.type` of topics.",
+    },
+    ConfigDef {
+        name: "log.flush.interval.messages",
+        kind: ConfigType::Long,
+        default: Some(I64_MAX),
+        validator: Validator::AtLeast(1),
+        doc: "Default `flush.messages` of topics.",
+    },
+    ConfigDef {
+        name: "log.flush.interval.ms",
+        kind: ConfigType::Long,
+        default: None,
+        validator: Validator::AtLeast(0),
+        doc: "Default `flush.ms` of topics.",
+    },
+    ConfigDef {
+        name: "log.index.interval.bytes",
+        kind: ConfigType::Int,
+        default: Some("4096"),
+        validator: Validator::AtLeast(0),
+        doc: "Default `index.interval.bytes` of topics.",
+    },
+    ConfigDef {
+        name: "message.max.bytes",
+        kind: ConfigType::Int,
+        default: Some("1048588"),
+        validator: Validator::AtLeast(0),
+        doc: "Default `max.message.bytes` of topics.",
+    },
+    ConfigDef {
+        name: "log.message.timestamp.type",
+        kind: ConfigType::String,
+        default: Some("CreateTime"),
+        validator: Validator::OneOf(&["CreateTime", "LogAppendTime"]),
+        doc: "Default `message.timestamp.type` of topics.",
+    },
+    ConfigDef {
+        name: "min.insync.replicas",
+        kind: ConfigType::Int,
+        default: Some("1"),
+        validator: Validator::AtLeast(1),
+        doc: "Default `min.insync.replicas` of topics.",
+    },
+    ConfigDef {
+        name: "log.retention.bytes",
+        kind: ConfigType::Long,
+        default: Some("-1"),
+        validator: Validator::AtLeast(-1),
+        doc: "Default `retention.bytes` of topics.",
+    },
+    ConfigDef {
+        name: "log.retention.ms",
+        kind: ConfigType::Long,
+        default: None,
+        validator: Validator::AtLeast(-1),
+        doc: "Default `retention.ms` of topics (wins over the minutes and hours forms).",
+    },
+    ConfigDef {
+        name: "log.retention.minutes",
+        kind: ConfigType::Int,
+        default: None,
+        validator: Validator::AtLeast(-1),
+        doc: "Default retention in minutes, when `log.retention.ms` is not set.",
+    },
+    ConfigDef {
+        name: "log.retention.hours",
+        kind: ConfigType::Int,
+        default: Some("168"),
+        validator: Validator::AtLeast(-1),
+        doc: "Default retention in hours, when neither finer form is set.",
+    },
+    ConfigDef {
+        name: "log.segment.bytes",
+        kind: ConfigType::Int,
+        default: Some("1073741824"),
+        validator: Validator::AtLeast(14),
+        doc: "Default `segment.bytes` of topics.",
+    },
+    ConfigDef {
+        name: "log.roll.ms",
+        kind: ConfigType::Long,
+        default: None,
+        validator: Validator::AtLeast(1),
+        doc: "Default `segment.ms` of topics (wins over `log.roll.hours`).",
+    },
+    ConfigDef {
+        name: "log.roll.hours",
+        kind: ConfigType::Int,
+        default: Some("168"),
+        validator: Validator::AtLeast(1),
+        doc: "Default segment age before a roll, in hours.",
+    },
+];
+
+/// Keys accepted as another name of a registered key.
+const ALIASES: &[(&str, &str)] = &[("broker.id", "node.id")];
+
+/// A broker's validated configuration.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// `node.id`.
+    pub node_id: i32,
+    /// The address to bind, from `listeners`.
+    pub listener: SocketAddr,
+    /// `advertised.listeners` host and port, if set.
+    pub advertised: Option<(String, u16)>,
+    /// `log.dirs` / `log.dir`.
+    pub data_dir: PathBuf,
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics: bool,
+    /// `num.partitions`.
+    pub num_partitions: i32,
+    /// `default.replication.factor`.
+    pub default_replication_factor: i16,
+    /// `delete.topic.enable`.
+    pub delete_topic_enable: bool,
+    /// `socket.request.max.bytes`.
+    pub socket_request_max_bytes: usize,
+    /// `log.retention.check.interval.ms`.
+    pub retention_check_interval_ms: u64,
+    /// `log.flush.scheduler.interval.ms`.
+    pub flush_scheduler_interval_ms: u64,
+    /// Every key set explicitly, validated (topic defaults are resolved from these).
+    values: BTreeMap<String, String>,
+}
+
+impl BrokerConfig {
+    /// Validates explicitly set values (Kafka key names) and fills in defaults. Unknown keys are
+    /// logged once and ignored, so a Kafka `server.properties` loads as it is.
+    pub fn from_values(values: BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let mut known = BTreeMap::new();
+        for (key, value) in values {
+            let key = ALIASES
+                .iter()
+                .find(|(alias, _)| *alias == key)
+                .map_or(key.clone(), |(_, k)| k.to_string());
+            match find(BROKER_CONFIGS, &key) {
+                Some(def) => {
+                    def.validate(&value)?;
+                    known.insert(key, value.trim().to_string());
+                }
+                None => tracing::warn!(key = %key, "ignoring unknown broker config"),
+            }
+        }
+        let mut all: BTreeMap<String, String> = BROKER_CONFIGS
+            .iter()
+            .filter_map(|d| d.default.map(|v| (d.name.to_string(), v.to_string())))
+            .collect();
+        all.extend(known.clone());
+        let listeners = all.get("listeners").cloned().unwrap_or_default();
+        let listener = parse_listener(&listeners)?
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| invalid("listeners", &listeners, "host does not resolve"))?;
+        let advertised = match all.get("advertised.listeners") {
+            Some(text) => {
+                let (host, port) = parse_listener(text)?;
+                Some((host, port))
+            }
+            None => None,
+        };
+        let data_dir = match all.get("log.dirs").or_else(|| all.get("log.dir")) {
+            Some(dirs) if dirs.contains(',') => {
+                return Err(invalid(
+                    "log.dirs",
+                    dirs,
+                    "only one log directory is supported",
+                ));
+            }
+            Some(dir) => PathBuf::from(dir),
+            None => PathBuf::from("./fjord-data"),
+        };
+        let flag = |key: &str| all.get(key).and_then(|v| parse_bool(v)).unwrap_or(false);
+        Ok(BrokerConfig {
+            node_id: get(&all, "node.id").unwrap_or(1),
+            listener,
+            advertised,
+            data_dir,
+            auto_create_topics: flag("auto.create.topics.enable"),
+            num_partitions: get(&all, "num.partitions").unwrap_or(1),
+            default_replication_factor: get(&all, "default.replication.factor").unwrap_or(1),
+            delete_topic_enable: flag("delete.topic.enable"),
+            socket_request_max_bytes: get(&all, "socket.request.max.bytes").unwrap_or(104_857_600),
+            retention_check_interval_ms: get(&all, "log.retention.check.interval.ms")
+                .unwrap_or(300_000),
+            flush_scheduler_interval_ms: get(&all, "log.flush.scheduler.interval.ms")
+                .unwrap_or(u64::MAX),
+            values: known,
+        })
+    }
+
+    /// The explicitly set values (from which topic defaults resolve).
+    pub fn values(&self) -> &BTreeMap<String, String> {
+        &self.values
+    }
+
+    /// Every broker config with its effective value and whether it was set explicitly.
+    pub fn entries(&self) -> impl Iterator<Item = (&'static ConfigDef, Option<&str>, bool)> {
+        BROKER_CONFIGS
+            .iter()
+            .map(|def| match self.values.get(def.name) {
+                Some(v) => (def, Some(v.as_str()), true),
+                None => (def, def.default, false),
+            })
+    }
+
+    /// Reads a config file: TOML when the name ends in `.toml`, Java properties otherwise.
+    /// Nested TOML tables flatten to dotted keys, so `log.retention.ms = 1000` means what it
+    /// says in either format.
+    pub fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        if path.extension().is_some_and(|e| e == "toml") {
+            let table: toml::Table =
+                text.parse()
+                    .map_err(|e: toml::de::Error| ConfigError::File {
+                        path: path.to_path_buf(),
+                        reason: e.to_string(),
+                    })?;
+            let mut out = BTreeMap::new();
+            flatten_toml("", &toml::Value::Table(table), &mut out);
+            Ok(out)
+        } else {
+            Ok(parse_properties(&text))
+        }
+    }
+
+    /// Broker configs from `FJORD_*` variables: `FJORD_LOG_RETENTION_MS` is `log.retention.ms`.
+    /// Only names of registered keys are taken.
+    pub fn from_env(vars: impl Iterator<Item = (String, String)>) -> BTreeMap<String, String> {
+        vars.filter_map(|(name, value)| {
+            let key = name
+                .strip_prefix("FJORD_")?
+                .to_ascii_lowercase()
+                .replace('_', ".");
+            let known =
+                find(BROKER_CONFIGS, &key).is_some() || ALIASES.iter().any(|(a, _)| *a == key);
+            known.then_some((key, value))
+        })
+        .collect()
+    }
+}
+
+fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::InvalidValue {
+        key: key.into(),
+        value: value.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Picks the client listener from a `listeners` value and splits it into host and port.
+fn parse_listener(text: &str) -> Result<(String, u16), ConfigError> {
+    let entry = text
+        .split(',')
+        .map(str::trim)
+        .find(|l| !l.to_ascii_uppercase().starts_with("CONTROLLER:"))
+        .ok_or_else(|| invalid("listeners", text, "no client listener"))?;
+    let address = entry.split_once("://").map_or(entry, |(_, rest)| rest);
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| invalid("listeners", text, "expected PLAINTEXT://HOST:PORT"))?;
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| invalid("listeners", text, "port is not a number"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    Ok((host.to_string(), port))
+}
+
+fn flatten_toml(prefix: &str, value: &toml::Value, out: &mut BTreeMap<String, String>) {
+    match value {
+        toml::Value::Table(table) => {
+            for (key, value) in table {
+                let key = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                flatten_toml(&key, value, out);
+            }
+        }
+        toml::Value::String(s) => {
+            out.insert(prefix.to_string(), s.clone());
+        }
+        toml::Value::Array(items) => {
+            let joined: Vec<String> = items
+                .iter()
+                .map(|i| i.as_str().map_or(i.to_string(), str::to_string))
+                .collect();
+            out.insert(prefix.to_string(), joined.join(","));
+        }
+        other => {
+            out.insert(prefix.to_string(), other.to_string());
+        }
+    }
+}
+
+/// Parses Java `.properties` text: `key=value` or `key: value`, `#`/`!` comments.
+fn parse_properties(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
+        .filter_map(|l| {
+            let at = l.find(['=', ':'])?;
+            Some((l[..at].trim().to_string(), l[at + 1..].trim().to_string()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_server_properties_load_as_they_are() {
+        let text = "# Kafka\nbroker.id=3\nlisteners=PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093\n\
+                    log.dirs=/tmp/x\nnum.network.threads=3\nlog.retention.hours=1\n";
+        let config = BrokerConfig::from_values(parse_properties(text)).expect("valid");
+        assert_eq!(config.node_id, 3);
+        assert_eq!(config.listener.port(), 19092);
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(
+            config
+                .values()
+                .get("log.retention.hours")
+                .map(String::as_str),
+            Some("1")
+        );
+    }
+
+    #[test]
+    fn toml_dotted_keys_flatten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("fjord.toml");
+        std::fs::write(&path, "num.partitions = 4\nlog.retention.ms = 1000\nlisteners = \"PLAINTEXT://127.0.0.1:0\"\n")
+            .expect("write");
+        let values = BrokerConfig::read_file(&path).expect("parse");
+        assert_eq!(
+            values.get("log.retention.ms").map(String::as_str),
+            Some("1000")
+        );
+        let config = BrokerConfig::from_values(values).expect("valid");
+        assert_eq!(config.num_partitions, 4);
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        let mut values = BTreeMap::new();
+        values.insert("num.partitions".to_string(), "zero".to_string());
+        let err = BrokerConfig::from_values(values).unwrap_err();
+        assert!(err.to_string().contains("num.partitions"), "{err}");
+    }
+
+    #[test]
+    fn env_vars_map_to_registered_keys_only() {
+        let vars = vec![
+            ("FJORD_LOG_RETENTION_MS".to_string(), "5".to_string()),
+            ("FJORD_BIN".to_string(), "/x".to_string()),
+        ];
+        let values = BrokerConfig::from_env(vars.into_iter());
+        assert_eq!(values.len(), 1);
+        assert_eq!(
+            values.get("log.retention.ms").map(String::as_str),
+            Some("5")
+        );
+    }
+}

@@ -1,0 +1,166 @@
+//! Metadata: brokers, the controller, topics and partition leadership. Auto-creates requested
+//! topics when `auto.create.topics.enable` and the client allow it.
+
+use std::sync::Arc;
+
+use fjord_protocol::ErrorCode;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, RequestHeader};
+use uuid::Uuid;
+
+use super::{ALL_TOPIC_OPERATIONS, topic_name, wire};
+use crate::broker::Broker;
+use crate::topic::Topic;
+
+pub(crate) async fn handle(
+    broker: &Broker,
+    header: &RequestHeader,
+    request: MetadataRequest,
+) -> MetadataResponse {
+    let version = header.request_api_version;
+    let (host, port) = broker.advertised();
+    let node = BrokerId(broker.node_id());
+    let brokers = vec![
+        MetadataResponseBroker::default()
+            .with_node_id(node)
+            .with_host(wire(&host))
+            .with_port(i32::from(port)),
+    ];
+    let with_ops = version >= 8 && request.include_topic_authorized_operations;
+    let topics = match request.topics {
+        None => broker
+            .topics()
+            .iter()
+            .map(|t| describe(broker, t, version, with_ops))
+            .collect(),
+        Some(requested) => requested
+            .into_iter()
+            .map(|wanted| match wanted.name {
+                Some(name) => by_name(
+                    broker,
+                    name.0.as_str(),
+                    version,
+                    request.allow_auto_topic_creation,
+                    with_ops,
+                ),
+                None => match broker.topic_by_id(wanted.topic_id) {
+                    Some(topic) => describe(broker, &topic, version, with_ops),
+                    None => error_topic(None, wanted.topic_id, ErrorCode::UnknownTopicId, version),
+                },
+            })
+            .collect(),
+    };
+    let mut response = MetadataResponse::default()
+        .with_brokers(brokers)
+        .with_topics(topics);
+    if version >= 1 {
+        response.controller_id = node;
+    }
+    if version >= 2 {
+        response.cluster_id = Some(wire(broker.cluster_id()));
+    }
+    response
+}
+
+fn by_name(
+    broker: &Broker,
+    name: &str,
+    version: i16,
+    client_allows_create: bool,
+    with_ops: bool,
+) -> MetadataResponseTopic {
+    if let Some(topic) = broker.topic(name) {
+        return describe(broker, &topic, version, with_ops);
+    }
+    if crate::topic::validate_name(name).is_err() {
+        return error_topic(
+            Some(name),
+            Uuid::nil(),
+            ErrorCode::InvalidTopicException,
+            version,
+        );
+    }
+    let allowed = broker.config().auto_create_topics && (version < 4 || client_allows_create);
+    if !allowed {
+        return error_topic(
+            Some(name),
+            Uuid::nil(),
+            ErrorCode::UnknownTopicOrPartition,
+            version,
+        );
+    }
+    let created = broker.topic_config(Default::default()).and_then(|config| {
+        broker.create_topic(name, broker.config().num_partitions, config, false)
+    });
+    match created {
+        Ok(Some(topic)) => describe(broker, &topic, version, with_ops),
+        // Another request created it first.
+        Ok(None) | Err(_) if broker.topic(name).is_some() => match broker.topic(name) {
+            Some(topic) => describe(broker, &topic, version, with_ops),
+            None => error_topic(
+                Some(name),
+                Uuid::nil(),
+                ErrorCode::UnknownTopicOrPartition,
+                version,
+            ),
+        },
+        Ok(None) => error_topic(
+            Some(name),
+            Uuid::nil(),
+            ErrorCode::UnknownTopicOrPartition,
+            version,
+        ),
+        Err(e) => error_topic(Some(name), Uuid::nil(), e.code, version),
+    }
+}
+
+fn describe(
+    broker: &Broker,
+    topic: &Arc<Topic>,
+    version: i16,
+    with_ops: bool,
+) -> MetadataResponseTopic {
+    let node = BrokerId(broker.node_id());
+    let partitions = topic
+        .partitions()
+        .iter()
+        .map(|p| {
+            let mut partition = MetadataResponsePartition::default()
+                .with_partition_index(p.index())
+                .with_leader_id(node)
+                .with_replica_nodes(vec![node])
+                .with_isr_nodes(vec![node]);
+            if version >= 7 {
+                partition.leader_epoch = topic.leader_epoch();
+            }
+            partition
+        })
+        .collect();
+    let mut response = MetadataResponseTopic::default()
+        .with_name(Some(topic_name(topic.name())))
+        .with_partitions(partitions);
+    if version >= 10 {
+        response.topic_id = topic.id();
+    }
+    if with_ops {
+        response.topic_authorized_operations = ALL_TOPIC_OPERATIONS;
+    }
+    response
+}
+
+fn error_topic(
+    name: Option<&str>,
+    id: Uuid,
+    code: ErrorCode,
+    version: i16,
+) -> MetadataResponseTopic {
+    let mut topic = MetadataResponseTopic::default()
+        .with_error_code(code.code())
+        .with_name(name.map(topic_name));
+    if version >= 10 {
+        topic.topic_id = id;
+    }
+    topic
+}

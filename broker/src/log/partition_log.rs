@@ -1,0 +1,724 @@
+//! The log of one partition: ordered segments, offset assignment, roll, retention, reads.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use fjord_protocol::batch::{self, Batches};
+
+use super::producer_state::{ProducerBatch, ProducerStateTable, SequenceCheck};
+use super::segment::{LOG_SUFFIX, ReadPlan, Segment, segment_path, write_atomically};
+use crate::config::{LogConfig, TimestampType};
+use crate::error::{Error, Result};
+
+/// Where an append landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AppendInfo {
+    /// Offset given to the first record.
+    pub(crate) base_offset: i64,
+    /// The LogAppendTime stamped on the batches, or -1 for CreateTime topics.
+    pub(crate) log_append_time: i64,
+}
+
+/// The log of one partition. Owned by its partition's lock; every method is synchronous and
+/// short, except the fsyncs the flush policy asks for.
+#[derive(Debug)]
+pub(crate) struct PartitionLog {
+    dir: PathBuf,
+    segments: BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    high_watermark: i64,
+    leader_epoch: i32,
+    unflushed_messages: i64,
+    first_unflushed_ms: Option<i64>,
+    producers: ProducerStateTable,
+}
+
+/// File extension of producer-state snapshots.
+const SNAPSHOT_SUFFIX: &str = "snapshot";
+
+impl PartitionLog {
+    /// Opens (or creates) the log in `dir`. With `recover` (after an unclean shutdown), the
+    /// active segment is CRC-checked and a torn tail truncated.
+    pub(crate) fn open(
+        dir: &Path,
+        recover: bool,
+        config: &LogConfig,
+        log_start_checkpoint: Option<i64>,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io("create partition directory", dir, e))?;
+        let mut bases = Vec::new();
+        let mut snapshots = Vec::new();
+        let entries = std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))?;
+        for entry in entries {
+            let path = entry.map_err(|e| Error::io("list", dir, e))?.path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if name.ends_with(".tmp") || name.ends_with(".deleted") {
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            if let Some(stem) = name.strip_suffix(&format!(".{SNAPSHOT_SUFFIX}")) {
+                if let Ok(offset) = stem.parse::<i64>() {
+                    snapshots.push(offset);
+                }
+                continue;
+            }
+            if let Some(stem) = name.strip_suffix(&format!(".{LOG_SUFFIX}")) {
+                match stem.parse::<i64>() {
+                    Ok(base) if stem.len() == 20 => bases.push(base),
+                    _ => {
+                        tracing::warn!(file = %path.display(), "ignoring stray file in partition directory")
+                    }
+                }
+            }
+        }
+        bases.sort_unstable();
+        let mut segments = BTreeMap::new();
+        let last = bases.last().copied();
+        for base in bases {
+            let active = Some(base) == last;
+            let segment = Segment::open(
+                dir,
+                base,
+                recover && active,
+                config.index_interval_bytes,
+                now_ms,
+            )?;
+            segments.insert(base, segment);
+        }
+        if segments.is_empty() {
+            let base = log_start_checkpoint.unwrap_or(0).max(0);
+            segments.insert(base, Segment::create(dir, base, now_ms)?);
+        }
+        let first = segments.keys().next().copied().unwrap_or(0);
+        let mut log = PartitionLog {
+            dir: dir.to_path_buf(),
+            segments,
+            log_start_offset: first.max(log_start_checkpoint.unwrap_or(0)),
+            high_watermark: 0,
+            leader_epoch,
+            unflushed_messages: 0,
+            first_unflushed_ms: None,
+            producers: ProducerStateTable::default(),
+        };
+        log.log_start_offset = log.log_start_offset.min(log.log_end_offset());
+        log.high_watermark = log.log_end_offset();
+        log.restore_producers(snapshots)?;
+        Ok(log)
+    }
+
+    /// Loads the newest valid producer-state snapshot at or below the log end, then replays
+    /// the batch headers after it.
+    fn restore_producers(&mut self, mut snapshots: Vec<i64>) -> Result<()> {
+        snapshots.sort_unstable();
+        let end = self.log_end_offset();
+        let mut from = self.log_start_offset;
+        for &offset in snapshots.iter().rev().filter(|&&o| o <= end) {
+            let path = segment_path(&self.dir, offset, SNAPSHOT_SUFFIX);
+            let bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+            match ProducerStateTable::decode(&bytes) {
+                Some(table) => {
+                    self.producers = table;
+                    from = offset;
+                    break;
+                }
+                None => tracing::warn!(snapshot = %path.display(), "ignoring corrupt producer-state snapshot"),
+            }
+        }
+        let producers = &mut self.producers;
+        for segment in self.segments.values().filter(|s| s.next_offset() > from) {
+            segment.for_each_header(|header| {
+                if header.producer_id() >= 0 && header.base_offset() >= from {
+                    producers.update(header.producer_id(), header.producer_epoch(), producer_batch(header));
+                }
+            })?;
+        }
+        self.producers.truncate_before(self.log_start_offset);
+        Ok(())
+    }
+
+    /// Writes the producer state as of the log end offset.
+    fn snapshot_producers(&self) -> Result<()> {
+        let path = segment_path(&self.dir, self.log_end_offset(), SNAPSHOT_SUFFIX);
+        write_atomically(&path, &self.producers.encode())
+    }
+
+    /// Deletes snapshots below the first segment, keeping the newest.
+    fn prune_snapshots(&self) {
+        let first = self.segments.keys().next().copied().unwrap_or(0);
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let offset = name.strip_suffix(&format!(".{SNAPSHOT_SUFFIX}")).and_then(|s| s.parse::<i64>().ok());
+            if offset.is_some_and(|o| o < first) {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+
+    fn active(&self) -> &Segment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    /// Offset the next record will get.
+    pub(crate) fn log_end_offset(&self) -> i64 {
+        self.active().next_offset()
+    }
+
+    /// First offset still readable.
+    pub(crate) fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    /// Offset up to which records are committed and visible to consumers.
+    pub(crate) fn high_watermark(&self) -> i64 {
+        self.high_watermark
+    }
+
+    /// The leader epoch stamped on appended batches.
+    pub(crate) fn leader_epoch(&self) -> i32 {
+        self.leader_epoch
+    }
+
+    /// Bytes on disk across segments.
+    pub(crate) fn size_bytes(&self) -> u64 {
+        self.segments.values().map(Segment::size).sum()
+    }
+
+    /// Number of segments.
+    #[cfg(test)]
+    pub(crate) fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Appends validated batches: assigns offsets, stamps the leader epoch (and LogAppendTime
+    /// when the topic asks for it), writes them in one call, and fsyncs when `flush.messages`
+    /// is reached.
+    pub(crate) fn append(
+        &mut self,
+        batches: &mut [u8],
+        records: i64,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        if let Some(base_offset) = self.check_producers(batches)? {
+            return Ok(AppendInfo { base_offset, log_append_time: -1 });
+        }
+        let base_offset = self.log_end_offset();
+        let last_offset_delta_total = records - 1;
+        self.maybe_roll(
+            batches.len() as u64,
+            base_offset + last_offset_delta_total,
+            config,
+            now_ms,
+        )?;
+        let log_append_time = match config.timestamp_type {
+            TimestampType::LogAppendTime => now_ms,
+            TimestampType::CreateTime => -1,
+        };
+        let mut next = base_offset;
+        let mut position = 0;
+        let mut pending_producers = Vec::new();
+        while position < batches.len() {
+            let (len, delta) = match batch::BatchHeader::parse(&batches[position..]) {
+                Ok(header) => (header.total_len(), i64::from(header.last_offset_delta())),
+                Err(_) => break,
+            };
+            let one = &mut batches[position..position + len];
+            batch::set_base_offset(one, next);
+            batch::set_partition_leader_epoch(one, self.leader_epoch);
+            if log_append_time >= 0 {
+                batch::set_log_append_time(one, log_append_time);
+            }
+            let header = batch::BatchHeader::parse(one).map_err(|source| Error::InvalidBatch {
+                topic: String::new(),
+                partition: -1,
+                source,
+            })?;
+            if header.producer_id() >= 0 {
+                pending_producers.push((header.producer_id(), header.producer_epoch(), producer_batch(header)));
+            }
+            next += delta + 1;
+            position += len;
+        }
+        let index_interval = config.index_interval_bytes;
+        self.active_mut().append(batches, index_interval)?;
+        for (producer_id, epoch, batch) in pending_producers {
+            self.producers.update(producer_id, epoch, batch);
+        }
+        self.high_watermark = self.log_end_offset();
+        self.unflushed_messages = self.unflushed_messages.saturating_add(records);
+        self.first_unflushed_ms.get_or_insert(now_ms);
+        if self.unflushed_messages >= config.flush_messages {
+            self.flush()?;
+        }
+        Ok(AppendInfo {
+            base_offset,
+            log_append_time,
+        })
+    }
+
+    /// Checks the idempotent producers' sequences. `Some(offset)`: the request is a retry of a
+    /// batch already appended at that offset.
+    fn check_producers(&self, batches: &[u8]) -> Result<Option<i64>> {
+        let mut previous: Option<(i64, i16, i32)> = None;
+        let mut count = 0;
+        for item in Batches::new(batches) {
+            let Ok((header, _)) = item else { break };
+            count += 1;
+            if header.producer_id() < 0 {
+                continue;
+            }
+            let (id, epoch, first) = (header.producer_id(), header.producer_epoch(), header.base_sequence());
+            let last = first.wrapping_add(header.last_offset_delta());
+            let check = match previous {
+                // A later batch of the same request must continue the previous one.
+                Some((pid, e, prev_last)) if pid == id && e == epoch => {
+                    if first == prev_last.wrapping_add(1) {
+                        SequenceCheck::Append
+                    } else {
+                        return Err(Error::Sequence(super::producer_state::SequenceError::OutOfOrder {
+                            producer_id: id,
+                            expected: prev_last.wrapping_add(1),
+                            got: first,
+                        }));
+                    }
+                }
+                _ => self.producers.check(id, epoch, first, last).map_err(Error::Sequence)?,
+            };
+            if let SequenceCheck::Duplicate { base_offset } = check {
+                if count == 1 && Batches::new(batches).count() == 1 {
+                    return Ok(Some(base_offset));
+                }
+                return Err(Error::Sequence(super::producer_state::SequenceError::OutOfOrder {
+                    producer_id: id,
+                    expected: -1,
+                    got: first,
+                }));
+            }
+            previous = Some((id, epoch, last));
+        }
+        Ok(None)
+    }
+
+    /// Rolls to a new segment when the active one is full, too old, or its relative offsets
+    /// would overflow.
+    fn maybe_roll(
+        &mut self,
+        incoming: u64,
+        last_offset: i64,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Result<()> {
+        let active = self.active();
+        if active.size() == 0 {
+            return Ok(());
+        }
+        let full = active.size() + incoming > config.segment_bytes;
+        let old = now_ms.saturating_sub(active.created_ms()) >= config.segment_ms;
+        let overflow = last_offset - active.base_offset() > i64::from(u32::MAX)
+            || active.size() + incoming > u64::from(u32::MAX);
+        if full || old || overflow {
+            self.roll(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment and starts a new one at the log end offset.
+    fn roll(&mut self, now_ms: i64) -> Result<()> {
+        let base = self.log_end_offset();
+        self.active().seal()?;
+        self.snapshot_producers()?;
+        let segment = Segment::create(&self.dir, base, now_ms)?;
+        self.segments.insert(base, segment);
+        tracing::debug!(dir = %self.dir.display(), base_offset = base, "rolled segment");
+        Ok(())
+    }
+
+    /// Plans a read from `offset`: `Ok(None)` at the high watermark (nothing to read yet).
+    pub(crate) fn plan_read(&self, offset: i64) -> Result<Option<ReadPlan>> {
+        if offset < self.log_start_offset || offset > self.high_watermark {
+            return Err(Error::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start_offset,
+                log_end: self.high_watermark,
+            });
+        }
+        if offset == self.high_watermark {
+            return Ok(None);
+        }
+        let segment = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map(|(_, s)| s)
+            .filter(|s| s.next_offset() > offset)
+            .or_else(|| {
+                self.segments
+                    .range(offset + 1..)
+                    .map(|(_, s)| s)
+                    .find(|s| s.size() > 0)
+            });
+        Ok(segment.map(|s| s.plan_read(offset)))
+    }
+
+    /// Plans the search for the first batch with a timestamp `>= target`: the first segment
+    /// whose newest timestamp reaches it.
+    pub(crate) fn plan_time_search(&self, target: i64) -> Option<ReadPlan> {
+        self.segments
+            .values()
+            .find(|s| s.size() > 0 && s.max_timestamp() >= target)
+            .map(|s| s.plan_time_search(target))
+    }
+
+    /// The largest timestamp in the log, with a plan to find its batch.
+    pub(crate) fn plan_max_timestamp(&self) -> Option<(i64, ReadPlan)> {
+        let max = self
+            .segments
+            .values()
+            .filter(|s| s.size() > 0)
+            .map(Segment::max_timestamp)
+            .max()?;
+        if max < 0 {
+            return None;
+        }
+        self.plan_time_search(max).map(|plan| (max, plan))
+    }
+
+    /// Deletes sealed segments past `retention.ms` or beyond `retention.bytes` (rolling first
+    /// when even the active segment has expired), and advances the log start offset. Returns
+    /// the number of segments deleted.
+    pub(crate) fn enforce_retention(&mut self, config: &LogConfig, now_ms: i64) -> Result<usize> {
+        if !config.cleanup_policy.delete {
+            return Ok(0);
+        }
+        let expired = |s: &Segment| {
+            config.retention_ms >= 0
+                && now_ms.saturating_sub(s.largest_time_ms()) > config.retention_ms
+        };
+        if self.active().size() > 0 && expired(self.active()) {
+            self.roll(now_ms)?;
+        }
+        let mut total = self.size_bytes() as i64;
+        let mut doomed = Vec::new();
+        for segment in self
+            .segments
+            .values()
+            .take(self.segments.len().saturating_sub(1))
+        {
+            let over_size = config.retention_bytes >= 0
+                && total - segment.size() as i64 >= config.retention_bytes;
+            if expired(segment) || over_size {
+                total -= segment.size() as i64;
+                doomed.push(segment.base_offset());
+            } else {
+                break;
+            }
+        }
+        self.delete_segments(&doomed)?;
+        Ok(doomed.len())
+    }
+
+    /// DeleteRecords: moves the log start offset to `offset` (-1 means the high watermark) and
+    /// deletes the segments wholly below it. Returns the new log start offset.
+    pub(crate) fn delete_records(&mut self, offset: i64, now_ms: i64) -> Result<i64> {
+        let offset = if offset == -1 {
+            self.high_watermark
+        } else {
+            offset
+        };
+        if offset < 0 || offset > self.high_watermark {
+            return Err(Error::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start_offset,
+                log_end: self.high_watermark,
+            });
+        }
+        if offset <= self.log_start_offset {
+            return Ok(self.log_start_offset);
+        }
+        self.log_start_offset = offset;
+        if self.active().size() > 0 && self.log_end_offset() <= offset {
+            self.roll(now_ms)?;
+        }
+        let doomed: Vec<i64> = self
+            .segments
+            .values()
+            .take(self.segments.len().saturating_sub(1))
+            .filter(|s| s.next_offset() <= offset)
+            .map(Segment::base_offset)
+            .collect();
+        self.delete_segments(&doomed)?;
+        Ok(self.log_start_offset)
+    }
+
+    fn delete_segments(&mut self, bases: &[i64]) -> Result<()> {
+        for base in bases {
+            if let Some(segment) = self.segments.remove(base) {
+                segment.delete()?;
+                tracing::info!(dir = %self.dir.display(), base_offset = base, "deleted segment");
+            }
+        }
+        let first = self.segments.keys().next().copied().unwrap_or(0);
+        self.log_start_offset = self.log_start_offset.max(first);
+        if !bases.is_empty() {
+            self.producers.truncate_before(self.log_start_offset);
+            self.prune_snapshots();
+        }
+        Ok(())
+    }
+
+    /// Fsyncs the active segment (sealed ones were fsynced when they rolled).
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        if self.unflushed_messages > 0 {
+            self.active().flush()?;
+            self.unflushed_messages = 0;
+            self.first_unflushed_ms = None;
+        }
+        Ok(())
+    }
+
+    /// Fsyncs when the oldest unflushed append is older than `flush.ms`.
+    pub(crate) fn flush_if_due(&mut self, config: &LogConfig, now_ms: i64) -> Result<()> {
+        if self
+            .first_unflushed_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) >= config.flush_ms)
+        {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Clean shutdown: fsync the data and write the active segment's indexes.
+    pub(crate) fn close(&mut self) -> Result<()> {
+        self.active().seal()?;
+        self.snapshot_producers()?;
+        self.unflushed_messages = 0;
+        Ok(())
+    }
+}
+
+/// The producer-state record of a batch with offsets assigned.
+fn producer_batch(header: batch::BatchHeader<'_>) -> ProducerBatch {
+    ProducerBatch {
+        first_seq: header.base_sequence(),
+        last_seq: header.base_sequence().wrapping_add(header.last_offset_delta()),
+        base_offset: header.base_offset(),
+        last_offset: header.last_offset(),
+    }
+}
+
+/// Sums the record counts of a run of batches.
+pub(crate) fn count_records(batches: &[u8]) -> i64 {
+    Batches::new(batches)
+        .filter_map(|b| b.ok())
+        .map(|(h, _)| i64::from(h.record_count()))
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fjord_protocol::batch::{BatchHeader, testing};
+
+    use crate::log::segment::read_batches;
+
+    fn config(segment_bytes: u64) -> LogConfig {
+        LogConfig {
+            segment_bytes,
+            ..LogConfig::default()
+        }
+    }
+
+    fn produce(log: &mut PartitionLog, count: i32, ts: i64, config: &LogConfig) -> AppendInfo {
+        let mut bytes = testing::batch(0, count, ts, &[1u8; 100]);
+        log.append(&mut bytes, i64::from(count), config, ts)
+            .expect("append")
+    }
+
+    #[test]
+    fn offsets_are_assigned_consecutively_and_survive_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config(1 << 20);
+        let mut log = PartitionLog::open(dir.path(), false, &config, None, 0, 0).expect("open");
+        assert_eq!(produce(&mut log, 5, 1_000, &config).base_offset, 0);
+        assert_eq!(produce(&mut log, 3, 2_000, &config).base_offset, 5);
+        assert_eq!(log.log_end_offset(), 8);
+        log.close().expect("close");
+        let reopened = PartitionLog::open(dir.path(), false, &config, None, 0, 0).expect("reopen");
+        assert_eq!(reopened.log_end_offset(), 8);
+        assert_eq!(reopened.high_watermark(), 8);
+    }
+
+    #[test]
+    fn segments_roll_at_segment_bytes_and_reads_cross_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config(2_000);
+        let mut log = PartitionLog::open(dir.path(), false, &config, None, 0, 0).expect("open");
+        for i in 0..20 {
+            produce(&mut log, 5, 1_000 + i, &config);
+        }
+        assert!(
+            log.segment_count() > 3,
+            "rolled into {} segments",
+            log.segment_count()
+        );
+        for offset in 0..100 {
+            let plan = log.plan_read(offset).expect("in range").expect("data");
+            let bytes = read_batches(&plan, offset, 1).expect("read");
+            let header = BatchHeader::parse(&bytes).expect("batch");
+            assert!(
+                header.base_offset() <= offset && offset <= header.last_offset(),
+                "offset {offset}"
+            );
+        }
+        assert!(log.plan_read(100).expect("at end").is_none());
+        assert!(matches!(
+            log.plan_read(101),
+            Err(Error::OffsetOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn retention_by_time_deletes_expired_segments_and_advances_log_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = LogConfig {
+            retention_ms: 1_000,
+            ..config(2_000)
+        };
+        let mut log = PartitionLog::open(dir.path(), false, &config, None, 0, 0).expect("open");
+        for i in 0..20 {
+            produce(&mut log, 5, 1_000 + i, &config);
+        }
+        let deleted = log.enforce_retention(&config, 10_000).expect("retention");
+        assert!(deleted > 0);
+        assert_eq!(
+            log.log_start_offset(),
+            100,
+            "everything expired, so the log starts at its end"
+        );
+        assert_eq!(log.log_end_offset(), 100);
+        assert!(matches!(
+            log.plan_read(0),
+            Err(Error::OffsetOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn retention_by_bytes_keeps_the_newest_segments() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = LogConfig {
+            retention_bytes: 3_000,
+            retention_ms: -1,
+            ..config(1_500)
+        };
+        let mut log = PartitionLog::open(dir.path(), false, &config, None, 0, 0).expect("open");
+        for i in 0..20 {
+            produce(&mut log, 5, 1_000 + i, &config);
+        }
+        log.enforce_retention(&config, 10_000).expect("retention");
+        assert!(
+            log.size_bytes() <= 3_000 + 1_500,
+            "size {}",
+            log.size_bytes()
+        );
+        assert!(log.log_start_offset() > 0);
+    }
+
+    #[test]
+    fn delete_records_moves_log_start_and_rejects_offsets_past_the_high_watermark() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config(2_000);
+        let mut log = PartitionLog::open(dir.path(), false, &config, None, 0, 0).expect("open");
+        for i in 0..20 {
+            produce(&mut log, 5, 1_000 + i, &config);
+        }
+        assert_eq!(log.delete_records(42, 0).expect("delete"), 42);
+        assert!(matches!(
+            log.plan_read(41),
+            Err(Error::OffsetOutOfRange { .. })
+        ));
+        assert!(log.plan_read(42).expect("readable").is_some());
+        assert!(matches!(
+            log.delete_records(101, 0),
+            Err(Error::OffsetOutOfRange { .. })
+        ));
+        let reopened_start = {
+            log.close().expect("close");
+            PartitionLog::open(dir.path(), false, &config, Some(42), 0, 0)
+                .expect("reopen")
+                .log_start_offset()
+        };
+        assert_eq!(reopened_start, 42);
+    }
+
+    #[test]
+    fn log_append_time_topics_stamp_batches() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = LogConfig {
+            timestamp_type: TimestampType::LogAppendTime,
+            ..config(1 << 20)
+        };
+        let mut log = PartitionLog::open(dir.path(), false, &config, None, 3, 0).expect("open");
+        let mut bytes = testing::batch(0, 2, 5, b"x");
+        let info = log.append(&mut bytes, 2, &config, 77_777).expect("append");
+        assert_eq!(info.log_append_time, 77_777);
+        let plan = log.plan_read(0).expect("range").expect("data");
+        let stored = read_batches(&plan, 0, 1 << 20).expect("read");
+        let header = batch::validate(&stored).expect("valid crc");
+        assert!(header.is_log_append_time());
+        assert_eq!(header.max_timestamp(), 77_777);
+        assert_eq!(header.partition_leader_epoch(), 3);
+    }
+
+    #[test]
+    fn retried_idempotent_batch_is_not_appended_twice_even_after_restarts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config(1 << 20);
+        let send = |log: &mut PartitionLog, seq: i32| {
+            let mut bytes = testing::idempotent_batch(42, 0, seq, 5, 1_000, b"v");
+            log.append(&mut bytes, 5, &config, 0)
+        };
+        let mut log = PartitionLog::open(dir.path(), false, &config, None, 0, 0).expect("open");
+        assert_eq!(send(&mut log, 0).expect("first").base_offset, 0);
+        assert_eq!(send(&mut log, 5).expect("second").base_offset, 5);
+        assert_eq!(send(&mut log, 0).expect("retry").base_offset, 0, "duplicate answered with its offset");
+        assert_eq!(log.log_end_offset(), 10, "nothing appended for the retry");
+        assert!(matches!(send(&mut log, 20), Err(Error::Sequence(_))), "a gap is out of order");
+        log.close().expect("close");
+
+        // Clean restart: the state comes from the snapshot.
+        let mut log = PartitionLog::open(dir.path(), false, &config, None, 0, 0).expect("reopen");
+        assert_eq!(send(&mut log, 5).expect("retry after restart").base_offset, 5);
+        assert_eq!(send(&mut log, 10).expect("next").base_offset, 10);
+        drop(log);
+
+        // Crash (no close, so no snapshot at the end): the state is replayed from the log.
+        let mut log = PartitionLog::open(dir.path(), true, &config, None, 0, 0).expect("recover");
+        assert_eq!(send(&mut log, 10).expect("retry after crash").base_offset, 10);
+        assert_eq!(log.log_end_offset(), 15);
+        let mut bumped = testing::idempotent_batch(42, 1, 0, 1, 1_000, b"v");
+        assert_eq!(log.append(&mut bumped, 1, &config, 0).expect("new epoch").base_offset, 15);
+        let mut fenced = testing::idempotent_batch(42, 0, 15, 1, 1_000, b"v");
+        assert!(matches!(
+            log.append(&mut fenced, 1, &config, 0),
+            Err(Error::Sequence(crate::log::SequenceError::InvalidEpoch { .. }))
+        ));
+    }
+}

@@ -1,0 +1,699 @@
+//! One log segment: `<20-digit base offset>.log` holding batches exactly as appended, with its
+//! sparse `.index` and `.timeindex` caches (see `offset_index` and `time_index`).
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use fjord_protocol::batch::{self, BatchHeader, Batches, HEADER_LEN};
+
+use super::offset_index::{OffsetEntry, OffsetIndex};
+use super::time_index::{TimeEntry, TimeIndex};
+use crate::error::{Error, Result};
+
+/// File extension of the log itself.
+pub(crate) const LOG_SUFFIX: &str = "log";
+/// File extension of the offset index.
+pub(crate) const INDEX_SUFFIX: &str = "index";
+/// File extension of the time index.
+pub(crate) const TIME_INDEX_SUFFIX: &str = "timeindex";
+
+/// Path of a segment file: `dir/<base offset, 20 digits>.<suffix>`.
+pub(crate) fn segment_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}.{suffix}"))
+}
+
+/// Writes `bytes` to `path` crash-safely: temporary file, fsync, rename, fsync of the directory.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or_default()
+    ));
+    let mut file = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+    file.write_all(bytes)
+        .map_err(|e| Error::io("write", &tmp, e))?;
+    file.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io("rename to", path, e))?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Fsyncs a directory so that renames and creations in it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("fsync directory", dir, e))
+}
+
+/// The bytes of a segment a read may touch, captured under the partition lock and read after
+/// it is released. The file handle stays valid even if retention unlinks the segment meanwhile.
+#[derive(Debug, Clone)]
+pub(crate) struct ReadPlan {
+    pub(crate) file: Arc<File>,
+    pub(crate) path: PathBuf,
+    /// First byte to scan from (an index hint at or before the wanted batch).
+    pub(crate) start: u64,
+    /// End of readable bytes (the segment size when planned).
+    pub(crate) end: u64,
+}
+
+/// What a scan of a segment's batches found.
+#[derive(Debug, Default)]
+struct ScanResult {
+    valid_len: u64,
+    next_offset: Option<i64>,
+    max_timestamp: i64,
+    index: OffsetIndex,
+    time_index: TimeIndex,
+    bytes_since_index: u64,
+    running_max: i64,
+}
+
+/// One segment of a partition log.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    dir: PathBuf,
+    base_offset: i64,
+    file: Arc<File>,
+    size: u64,
+    next_offset: i64,
+    max_timestamp: i64,
+    created_ms: i64,
+    index: OffsetIndex,
+    time_index: TimeIndex,
+    bytes_since_index: u64,
+    running_max: i64,
+}
+
+impl Segment {
+    /// Creates an empty segment starting at `base_offset`.
+    pub(crate) fn create(dir: &Path, base_offset: i64, now_ms: i64) -> Result<Self> {
+        let path = segment_path(dir, base_offset, LOG_SUFFIX);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|e| Error::io("create segment", &path, e))?;
+        Ok(Segment {
+            dir: dir.to_path_buf(),
+            base_offset,
+            file: Arc::new(file),
+            size: 0,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            created_ms: now_ms,
+            index: OffsetIndex::default(),
+            time_index: TimeIndex::default(),
+            bytes_since_index: 0,
+            running_max: -1,
+        })
+    }
+
+    /// Opens an existing segment. With `recover`, every batch is CRC-checked and the file is
+    /// truncated after the last valid one; otherwise the index files are trusted when they
+    /// validate against the log, and rebuilt from it when they do not.
+    pub(crate) fn open(
+        dir: &Path,
+        base_offset: i64,
+        recover: bool,
+        index_interval: u64,
+        now_ms: i64,
+    ) -> Result<Self> {
+        let path = segment_path(dir, base_offset, LOG_SUFFIX);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("open segment", &path, e))?;
+        let size = file
+            .metadata()
+            .map_err(|e| Error::io("stat", &path, e))?
+            .len();
+        let created_ms = file
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(now_ms);
+        let mut segment = Segment {
+            dir: dir.to_path_buf(),
+            base_offset,
+            file: Arc::new(file),
+            size,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            created_ms,
+            index: OffsetIndex::default(),
+            time_index: TimeIndex::default(),
+            bytes_since_index: 0,
+            running_max: -1,
+        };
+        if recover || !segment.load_indexes(index_interval)? {
+            let scan = segment.scan(0, recover, index_interval, ScanResult::default())?;
+            if scan.valid_len < size {
+                tracing::warn!(
+                    segment = %path.display(),
+                    valid_bytes = scan.valid_len,
+                    file_bytes = size,
+                    "truncating torn or corrupt tail of segment"
+                );
+                segment
+                    .file
+                    .set_len(scan.valid_len)
+                    .map_err(|e| Error::io("truncate", &path, e))?;
+                segment
+                    .file
+                    .sync_all()
+                    .map_err(|e| Error::io("fsync", &path, e))?;
+                segment.size = scan.valid_len;
+            }
+            segment.apply_scan(scan);
+            if !recover {
+                segment.write_indexes()?;
+            }
+        }
+        Ok(segment)
+    }
+
+    /// Loads and validates the index files, then walks the tail after the last index entry to
+    /// learn the next offset. `false` when the indexes must be rebuilt.
+    fn load_indexes(&mut self, index_interval: u64) -> Result<bool> {
+        let index_path = segment_path(&self.dir, self.base_offset, INDEX_SUFFIX);
+        let time_path = segment_path(&self.dir, self.base_offset, TIME_INDEX_SUFFIX);
+        let (Ok(index_bytes), Ok(time_bytes)) =
+            (std::fs::read(&index_path), std::fs::read(&time_path))
+        else {
+            return Ok(false);
+        };
+        let (Some(index), Some(time_index)) = (
+            OffsetIndex::decode(&index_bytes, self.size),
+            TimeIndex::decode(&time_bytes, u64::from(u32::MAX)),
+        ) else {
+            tracing::warn!(segment = %index_path.display(), "index files invalid; rebuilding from the log");
+            return Ok(false);
+        };
+        let start = u64::from(index.lookup(u32::MAX));
+        let running_max = time_index.last_timestamp().unwrap_or(-1);
+        let resume = ScanResult {
+            index,
+            time_index,
+            running_max,
+            max_timestamp: running_max,
+            ..ScanResult::default()
+        };
+        let scan = self.scan(start, false, index_interval, resume)?;
+        let next_relative = scan.next_offset.map_or(0, |n| n - self.base_offset);
+        let time_in_range = scan
+            .time_index
+            .last_offset()
+            .is_none_or(|o| i64::from(o) < next_relative);
+        if scan.valid_len != self.size || !time_in_range {
+            tracing::warn!(segment = %index_path.display(), "segment tail disagrees with its indexes; rebuilding them");
+            return Ok(false);
+        }
+        self.apply_scan(scan);
+        Ok(true)
+    }
+
+    fn apply_scan(&mut self, scan: ScanResult) {
+        self.next_offset = scan.next_offset.unwrap_or(self.base_offset);
+        self.max_timestamp = self.max_timestamp.max(scan.max_timestamp);
+        self.index = scan.index;
+        self.time_index = scan.time_index;
+        self.bytes_since_index = scan.bytes_since_index;
+        self.running_max = scan.running_max;
+    }
+
+    /// Reads batches sequentially from byte `start`, stopping at the first that is cut short
+    /// (or, with `check_crc`, invalid). Index entries are added to `acc` as an append would.
+    fn scan(
+        &self,
+        start: u64,
+        check_crc: bool,
+        index_interval: u64,
+        mut acc: ScanResult,
+    ) -> Result<ScanResult> {
+        let path = segment_path(&self.dir, self.base_offset, LOG_SUFFIX);
+        let mut reader = BufReader::with_capacity(
+            1 << 20,
+            ReadAt {
+                file: &self.file,
+                position: start,
+            },
+        );
+        let mut position = start;
+        let mut buf = Vec::new();
+        acc.valid_len = start;
+        loop {
+            let mut header = [0u8; HEADER_LEN];
+            match read_full(&mut reader, &mut header) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => return Err(Error::io("read segment", &path, e)),
+            }
+            let Ok(parsed) = BatchHeader::parse(&header) else {
+                break;
+            };
+            let len = parsed.total_len();
+            if position + len as u64 > self.size {
+                break;
+            }
+            let (base, last, max_ts) = (
+                parsed.base_offset(),
+                parsed.last_offset(),
+                parsed.max_timestamp(),
+            );
+            if base < self.base_offset || acc.next_offset.is_some_and(|next| base < next) {
+                break;
+            }
+            buf.clear();
+            buf.extend_from_slice(&header);
+            buf.resize(len, 0);
+            match read_full(&mut reader, &mut buf[HEADER_LEN..]) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => return Err(Error::io("read segment", &path, e)),
+            }
+            if check_crc && batch::validate(&buf).is_err() && !valid_compacted(&buf) {
+                break;
+            }
+            let relative = (base - self.base_offset) as u32;
+            if acc.bytes_since_index >= index_interval && position > 0 {
+                acc.index.push(OffsetEntry {
+                    relative_offset: relative,
+                    position: position as u32,
+                });
+                acc.time_index.maybe_push(TimeEntry {
+                    timestamp: acc.running_max,
+                    relative_offset: relative,
+                });
+                acc.bytes_since_index = 0;
+            }
+            acc.bytes_since_index += len as u64;
+            acc.running_max = acc.running_max.max(max_ts);
+            acc.max_timestamp = acc.max_timestamp.max(max_ts);
+            acc.next_offset = Some(last + 1);
+            position += len as u64;
+            acc.valid_len = position;
+        }
+        Ok(acc)
+    }
+
+    /// Calls `f` with every batch header, in order (header reads only).
+    pub(crate) fn for_each_header(&self, mut f: impl FnMut(BatchHeader<'_>)) -> Result<()> {
+        let mut position = 0u64;
+        let mut header = [0u8; HEADER_LEN];
+        while position + HEADER_LEN as u64 <= self.size {
+            self.file
+                .read_exact_at(&mut header, position)
+                .map_err(|e| Error::io("read segment", segment_path(&self.dir, self.base_offset, LOG_SUFFIX), e))?;
+            let Ok(parsed) = BatchHeader::parse(&header) else { break };
+            f(parsed);
+            position += parsed.total_len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Appends already-validated batches (with offsets assigned) at the end of the file.
+    pub(crate) fn append(&mut self, batches: &[u8], index_interval: u64) -> Result<()> {
+        self.file.write_all_at(batches, self.size).map_err(|e| {
+            Error::io(
+                "append to",
+                segment_path(&self.dir, self.base_offset, LOG_SUFFIX),
+                e,
+            )
+        })?;
+        let mut position = self.size;
+        for item in Batches::new(batches) {
+            let Ok((header, range)) = item else { break };
+            let relative = (header.base_offset() - self.base_offset) as u32;
+            if self.bytes_since_index >= index_interval && position > 0 {
+                self.index.push(OffsetEntry {
+                    relative_offset: relative,
+                    position: position as u32,
+                });
+                self.time_index.maybe_push(TimeEntry {
+                    timestamp: self.running_max,
+                    relative_offset: relative,
+                });
+                self.bytes_since_index = 0;
+            }
+            let len = range.len() as u64;
+            self.bytes_since_index += len;
+            self.running_max = self.running_max.max(header.max_timestamp());
+            self.max_timestamp = self.max_timestamp.max(header.max_timestamp());
+            self.next_offset = header.last_offset() + 1;
+            position += len;
+        }
+        self.size = position;
+        Ok(())
+    }
+
+    /// Writes both index files (temporary file, fsync, rename).
+    pub(crate) fn write_indexes(&self) -> Result<()> {
+        write_atomically(
+            &segment_path(&self.dir, self.base_offset, INDEX_SUFFIX),
+            &self.index.encode(),
+        )?;
+        write_atomically(
+            &segment_path(&self.dir, self.base_offset, TIME_INDEX_SUFFIX),
+            &self.time_index.encode(),
+        )
+    }
+
+    /// Fsyncs the log file.
+    pub(crate) fn flush(&self) -> Result<()> {
+        self.file.sync_data().map_err(|e| {
+            Error::io(
+                "fsync",
+                segment_path(&self.dir, self.base_offset, LOG_SUFFIX),
+                e,
+            )
+        })
+    }
+
+    /// Seals the segment: log fsynced, indexes written. Called on roll and on clean shutdown.
+    pub(crate) fn seal(&self) -> Result<()> {
+        self.flush()?;
+        self.write_indexes()
+    }
+
+    /// Removes the segment's files.
+    pub(crate) fn delete(&self) -> Result<()> {
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            let path = segment_path(&self.dir, self.base_offset, suffix);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("delete", &path, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Plans a read of the batches holding `offset` onwards.
+    pub(crate) fn plan_read(&self, offset: i64) -> ReadPlan {
+        let relative = (offset - self.base_offset).clamp(0, i64::from(u32::MAX)) as u32;
+        self.plan_from(u64::from(self.index.lookup(relative)))
+    }
+
+    /// Plans a search for the first batch with a timestamp `>= target`.
+    pub(crate) fn plan_time_search(&self, target: i64) -> ReadPlan {
+        let relative = self.time_index.lookup(target);
+        self.plan_from(u64::from(self.index.lookup(relative)))
+    }
+
+    fn plan_from(&self, start: u64) -> ReadPlan {
+        ReadPlan {
+            file: Arc::clone(&self.file),
+            path: segment_path(&self.dir, self.base_offset, LOG_SUFFIX),
+            start,
+            end: self.size,
+        }
+    }
+
+    pub(crate) fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+    pub(crate) fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+    pub(crate) fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+    pub(crate) fn created_ms(&self) -> i64 {
+        self.created_ms
+    }
+    /// The time retention measures from: the largest record timestamp, or the creation time of
+    /// a segment without timestamps.
+    pub(crate) fn largest_time_ms(&self) -> i64 {
+        if self.max_timestamp >= 0 {
+            self.max_timestamp
+        } else {
+            self.created_ms
+        }
+    }
+}
+
+/// Batches the log cleaner rewrote may hold fewer records than `lastOffsetDelta + 1`; their
+/// CRC must still hold.
+fn valid_compacted(bytes: &[u8]) -> bool {
+    BatchHeader::parse(bytes).is_ok_and(|h| {
+        h.magic() == batch::MAGIC_V2
+            && h.total_len() == bytes.len()
+            && batch::compute_crc(bytes) == h.crc()
+    })
+}
+
+/// Fills `buf` completely; `Ok(false)` on a clean or partial end of file.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<bool> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => return Ok(false),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+/// Sequential reads over a shared file handle with positional I/O.
+struct ReadAt<'a> {
+    file: &'a File,
+    position: u64,
+}
+
+impl Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read_at(buf, self.position)?;
+        self.position += n as u64;
+        Ok(n)
+    }
+}
+
+/// Reads whole batches for a fetch from `offset` on: skips batches ending before it, then takes
+/// batches while they fit in `max_bytes`. The first batch is returned whole even when larger
+/// (Kafka's KIP-74 rule, so a consumer always makes progress).
+pub(crate) fn read_batches(plan: &ReadPlan, offset: i64, max_bytes: usize) -> Result<Bytes> {
+    let io = |e| Error::io("read segment", &plan.path, e);
+    let available = plan.end.saturating_sub(plan.start);
+    // Enough to skip the batches between the index hint and the target, plus the fetch itself.
+    let window = available.min((max_bytes as u64).saturating_add(64 * 1024)) as usize;
+    let mut buf = vec![0u8; window];
+    plan.file.read_exact_at(&mut buf, plan.start).map_err(io)?;
+    let mut first: Option<usize> = None;
+    let mut end = 0usize;
+    for item in Batches::new(&buf) {
+        let Ok((header, range)) = item else { break };
+        if first.is_none() {
+            if header.last_offset() < offset {
+                continue;
+            }
+            first = Some(range.start);
+        }
+        let start = first.unwrap_or(range.start);
+        if range.end - start > max_bytes && end > start {
+            break;
+        }
+        end = range.end;
+    }
+    match first {
+        Some(start) if end > start => Ok(Bytes::from(buf).slice(start..end)),
+        Some(start) => {
+            // The first wanted batch does not fit in the window: read it whole.
+            let mut header = [0u8; HEADER_LEN];
+            let at = plan.start + start as u64;
+            plan.file.read_exact_at(&mut header, at).map_err(io)?;
+            let len = BatchHeader::parse(&header)
+                .map(|h| h.total_len())
+                .unwrap_or(0);
+            if len == 0 || at + len as u64 > plan.end {
+                return Ok(Bytes::new());
+            }
+            let mut whole = vec![0u8; len];
+            plan.file.read_exact_at(&mut whole, at).map_err(io)?;
+            Ok(Bytes::from(whole))
+        }
+        None if window as u64 == available => Ok(Bytes::new()),
+        None => {
+            // The target lies beyond the window (a sparse index region full of tiny batches):
+            // continue from the last whole batch seen.
+            let mut walk = Batches::new(&buf);
+            while let Some(Ok(_)) = walk.next() {}
+            let next = ReadPlan {
+                start: plan.start + walk.position() as u64,
+                ..plan.clone()
+            };
+            if walk.position() == 0 {
+                return Ok(Bytes::new());
+            }
+            read_batches(&next, offset, max_bytes)
+        }
+    }
+}
+
+/// Finds the first batch whose max timestamp is `>= target` and returns its bytes.
+pub(crate) fn find_batch_by_time(plan: &ReadPlan, target: i64) -> Result<Option<Bytes>> {
+    let mut position = plan.start;
+    let mut header = [0u8; HEADER_LEN];
+    while position + HEADER_LEN as u64 <= plan.end {
+        plan.file
+            .read_exact_at(&mut header, position)
+            .map_err(|e| Error::io("read segment", &plan.path, e))?;
+        let Ok(parsed) = BatchHeader::parse(&header) else {
+            return Ok(None);
+        };
+        let len = parsed.total_len();
+        if position + len as u64 > plan.end {
+            return Ok(None);
+        }
+        if parsed.max_timestamp() >= target {
+            let mut whole = vec![0u8; len];
+            plan.file
+                .read_exact_at(&mut whole, position)
+                .map_err(|e| Error::io("read segment", &plan.path, e))?;
+            return Ok(Some(Bytes::from(whole)));
+        }
+        position += len as u64;
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fjord_protocol::batch::testing;
+
+    fn batch_at(offset: i64, count: i32, ts: i64) -> Vec<u8> {
+        let mut bytes = testing::batch(0, count, ts, &[7u8; 100]);
+        batch::set_base_offset(&mut bytes, offset);
+        bytes
+    }
+
+    fn filled_segment(dir: &Path, batches: i64) -> Segment {
+        let mut segment = Segment::create(dir, 0, 0).expect("create");
+        for i in 0..batches {
+            segment
+                .append(&batch_at(i * 10, 10, 1_000 + i * 10), 4096)
+                .expect("append");
+        }
+        segment
+    }
+
+    #[test]
+    fn fetch_from_mid_batch_returns_whole_batch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let segment = filled_segment(dir.path(), 50);
+        let bytes = read_batches(&segment.plan_read(237), 237, 1).expect("read");
+        let header = BatchHeader::parse(&bytes).expect("header");
+        assert_eq!(header.base_offset(), 230);
+        assert_eq!(bytes.len(), header.total_len(), "exactly one whole batch");
+    }
+
+    #[test]
+    fn reads_honour_max_bytes_in_whole_batches() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let segment = filled_segment(dir.path(), 50);
+        let one = batch_at(0, 10, 0).len();
+        let bytes = read_batches(&segment.plan_read(0), 0, one * 3 + one / 2).expect("read");
+        assert_eq!(bytes.len(), one * 3);
+        let offsets: Vec<i64> = Batches::new(&bytes)
+            .map(|b| b.expect("whole").0.base_offset())
+            .collect();
+        assert_eq!(offsets, vec![0, 10, 20]);
+    }
+
+    #[test]
+    fn reopen_uses_written_indexes_and_recovers_the_same_state() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let segment = filled_segment(dir.path(), 200);
+        segment.seal().expect("seal");
+        let reopened = Segment::open(dir.path(), 0, false, 4096, 0).expect("open");
+        assert_eq!(reopened.next_offset(), 2_000);
+        assert_eq!(reopened.index, segment.index);
+        assert_eq!(reopened.max_timestamp(), segment.max_timestamp());
+        let recovered = Segment::open(dir.path(), 0, true, 4096, 0).expect("recover");
+        assert_eq!(recovered.index, segment.index);
+        assert_eq!(recovered.time_index, segment.time_index);
+        assert_eq!(recovered.next_offset(), 2_000);
+    }
+
+    #[test]
+    fn recovery_truncates_a_torn_tail_at_the_last_valid_batch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let segment = filled_segment(dir.path(), 10);
+        let good_size = segment.size();
+        drop(segment);
+        let path = segment_path(dir.path(), 0, LOG_SUFFIX);
+        let mut file = OpenOptions::new().append(true).open(&path).expect("open");
+        let next = batch_at(100, 10, 5_000);
+        file.write_all(&next[..next.len() / 2]).expect("torn write");
+        drop(file);
+        let recovered = Segment::open(dir.path(), 0, true, 4096, 0).expect("recover");
+        assert_eq!(recovered.size(), good_size);
+        assert_eq!(recovered.next_offset(), 100);
+        assert_eq!(std::fs::metadata(&path).expect("stat").len(), good_size);
+    }
+
+    #[test]
+    fn recovery_truncates_at_a_corrupt_batch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let segment = filled_segment(dir.path(), 10);
+        let one = batch_at(0, 10, 0).len() as u64;
+        drop(segment);
+        let path = segment_path(dir.path(), 0, LOG_SUFFIX);
+        let file = OpenOptions::new().write(true).open(&path).expect("open");
+        // Flip a payload byte of the fourth batch.
+        file.write_all_at(&[0xFF], one * 3 + 70).expect("corrupt");
+        let recovered = Segment::open(dir.path(), 0, true, 4096, 0).expect("recover");
+        assert_eq!(recovered.next_offset(), 30);
+        assert_eq!(recovered.size(), one * 3);
+    }
+
+    #[test]
+    fn garbage_index_files_are_rebuilt() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let segment = filled_segment(dir.path(), 200);
+        segment.seal().expect("seal");
+        let expected = segment.index.clone();
+        std::fs::write(segment_path(dir.path(), 0, INDEX_SUFFIX), b"not an index!").expect("write");
+        let reopened = Segment::open(dir.path(), 0, false, 4096, 0).expect("open");
+        assert_eq!(reopened.index, expected);
+        let rewritten = std::fs::read(segment_path(dir.path(), 0, INDEX_SUFFIX)).expect("read");
+        assert_eq!(rewritten, expected.encode());
+    }
+
+    #[test]
+    fn time_search_finds_the_first_batch_reaching_the_target() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let segment = filled_segment(dir.path(), 100);
+        // Batch i holds timestamps 1000 + 10 i .. 1000 + 10 i + 9.
+        let bytes = find_batch_by_time(&segment.plan_time_search(1_505), 1_505)
+            .expect("io")
+            .expect("found");
+        assert_eq!(
+            BatchHeader::parse(&bytes).expect("header").base_offset(),
+            500
+        );
+        assert!(
+            find_batch_by_time(&segment.plan_time_search(99_999), 99_999)
+                .expect("io")
+                .is_none()
+        );
+    }
+}

@@ -1,0 +1,179 @@
+//! ApiVersions: the served APIs, derived from the handlers, and the KIP-511 fallback answer.
+
+use std::collections::BTreeSet;
+
+use anyhow::{Context, Result, ensure};
+use bytes::{Buf, BufMut, BytesMut};
+use fjord_protocol::ErrorCode;
+use kafka_protocol::error::ParseResponseErrorCode;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Request};
+
+use crate::harness::{Client, TestBroker};
+
+/// Exactly what the broker serves today.
+const SERVED: &[ApiKey] = &[
+    ApiKey::Produce,
+    ApiKey::Fetch,
+    ApiKey::ListOffsets,
+    ApiKey::Metadata,
+    ApiKey::ApiVersions,
+    ApiKey::CreateTopics,
+    ApiKey::DeleteTopics,
+    ApiKey::CreatePartitions,
+    ApiKey::DescribeConfigs,
+    ApiKey::AlterConfigs,
+    ApiKey::IncrementalAlterConfigs,
+    ApiKey::DeleteRecords,
+    ApiKey::DescribeCluster,
+];
+
+fn served_keys() -> BTreeSet<i16> {
+    SERVED.iter().map(|k| *k as i16).collect()
+}
+
+#[tokio::test]
+async fn api_versions_lists_exactly_the_served_apis_at_v0_and_v3() -> Result<()> {
+    let broker = TestBroker::start().await?;
+    let mut client = broker.client().await?;
+    for version in [0, 3, 4] {
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name("fjord-it".into())
+            .with_client_software_version("0.1".into());
+        let response = client.call(version, &request).await?;
+        assert_eq!(response.error_code.err(), None, "v{version}");
+        let listed: BTreeSet<i16> = response.api_keys.iter().map(|k| k.api_key).collect();
+        assert_eq!(listed, served_keys(), "v{version}");
+        assert_eq!(listed.len(), response.api_keys.len(), "v{version}: duplicates");
+        for api in &response.api_keys {
+            assert!(
+                api.min_version <= api.max_version,
+                "v{version}: api {} has range {}..={}",
+                api.api_key,
+                api.min_version,
+                api.max_version
+            );
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn api_versions_ranges_cover_the_versions_current_clients_send() -> Result<()> {
+    let broker = TestBroker::start().await?;
+    let mut client = broker.client().await?;
+    let response = client.call(3, &ApiVersionsRequest::default()).await?;
+    // (API, a version librdkafka 2.x / the Java client 3.x+ send).
+    let wanted = [
+        (ApiKey::Produce, 7),
+        (ApiKey::Fetch, 11),
+        (ApiKey::ListOffsets, 5),
+        (ApiKey::Metadata, 9),
+        (ApiKey::ApiVersions, 3),
+        (ApiKey::CreateTopics, 4),
+        (ApiKey::DescribeConfigs, 1),
+        (ApiKey::DescribeCluster, 0),
+    ];
+    for (key, version) in wanted {
+        let api = response
+            .api_keys
+            .iter()
+            .find(|a| a.api_key == key as i16)
+            .with_context(|| format!("{key:?} not listed"))?;
+        assert!(
+            (api.min_version..=api.max_version).contains(&version),
+            "{key:?} range {}..={} lacks v{version}",
+            api.min_version,
+            api.max_version
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn unsupported_api_versions_version_gets_a_v0_answer_with_the_list() -> Result<()> {
+    let broker = TestBroker::start().await?;
+    let mut client = broker.client().await?;
+    // ApiVersions v99: header v2 (flexible) as a newer client would send it.
+    let mut frame = BytesMut::new();
+    frame.put_i32(0);
+    frame.put_i16(ApiKey::ApiVersions as i16);
+    frame.put_i16(99);
+    frame.put_i32(4242);
+    frame.put_i16(-1); // null client id
+    frame.put_u8(0); // no tagged fields
+    frame.put_slice(&[0, 0, 0, 0, 0, 0]); // a body this server cannot know
+    let len = (frame.len() - 4) as i32;
+    frame[..4].copy_from_slice(&len.to_be_bytes());
+    client.send_raw(&frame).await?;
+    let mut answer = client.read_frame().await?.context("connection closed")?;
+    let header = ResponseHeader::decode(&mut answer, 0)?;
+    assert_eq!(header.correlation_id, 4242);
+    let body = ApiVersionsResponse::decode(&mut answer, 0)?;
+    assert!(!answer.has_remaining(), "a v0 body is all there is");
+    assert_eq!(body.error_code.err(), Some(ErrorCode::UnsupportedVersion));
+    assert_eq!(body.error_code, 35);
+    let listed: BTreeSet<i16> = body.api_keys.iter().map(|k| k.api_key).collect();
+    assert_eq!(listed, served_keys());
+    // The connection stays usable: the client retries at a version both sides know.
+    let retry = client.call(3, &ApiVersionsRequest::default()).await?;
+    assert_eq!(retry.error_code.err(), None);
+    Ok(())
+}
+
+/// Sends a default `R` at every version in `min..=max` and requires a decodable answer.
+async fn probe<R: Request + Default>(client: &mut Client, min: i16, max: i16) -> Result<()> {
+    for version in min..=max {
+        client
+            .call(version, &R::default())
+            .await
+            .with_context(|| format!("API {} v{version}", R::KEY))?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_advertised_version_of_every_api_is_answered() -> Result<()> {
+    let broker = TestBroker::start().await?;
+    let mut client = broker.client().await?;
+    let response = client.call(3, &ApiVersionsRequest::default()).await?;
+    ensure!(!response.api_keys.is_empty(), "nothing advertised");
+    for api in &response.api_keys {
+        let (min, max) = (api.min_version, api.max_version);
+        let key = ApiKey::try_from(api.api_key).map_err(|_| anyhow::anyhow!("unknown key"))?;
+        match key {
+            ApiKey::Produce => probe::<ProduceRequest>(&mut client, min, max).await?,
+            ApiKey::Fetch => probe::<FetchRequest>(&mut client, min, max).await?,
+            ApiKey::ListOffsets => probe::<ListOffsetsRequest>(&mut client, min, max).await?,
+            ApiKey::Metadata => {
+                // v0 cannot say "all topics" with null; an empty list means all there.
+                for version in min..=max {
+                    let request = MetadataRequest::default().with_topics(Some(Vec::new()));
+                    client
+                        .call(version, &request)
+                        .await
+                        .with_context(|| format!("Metadata v{version}"))?;
+                }
+            }
+            ApiKey::ApiVersions => probe::<ApiVersionsRequest>(&mut client, min, max).await?,
+            ApiKey::CreateTopics => probe::<CreateTopicsRequest>(&mut client, min, max).await?,
+            ApiKey::DeleteTopics => probe::<DeleteTopicsRequest>(&mut client, min, max).await?,
+            ApiKey::CreatePartitions => {
+                probe::<CreatePartitionsRequest>(&mut client, min, max).await?
+            }
+            ApiKey::DescribeConfigs => {
+                probe::<DescribeConfigsRequest>(&mut client, min, max).await?
+            }
+            ApiKey::AlterConfigs => probe::<AlterConfigsRequest>(&mut client, min, max).await?,
+            ApiKey::IncrementalAlterConfigs => {
+                probe::<IncrementalAlterConfigsRequest>(&mut client, min, max).await?
+            }
+            ApiKey::DeleteRecords => probe::<DeleteRecordsRequest>(&mut client, min, max).await?,
+            ApiKey::DescribeCluster => {
+                probe::<DescribeClusterRequest>(&mut client, min, max).await?
+            }
+            other => anyhow::bail!("unexpected API advertised: {other:?}"),
+        }
+    }
+    Ok(())
+}

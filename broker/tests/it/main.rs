@@ -1,0 +1,19 @@
+//! Per-API integration tests against a real broker on an ephemeral loopback port: one test
+//! binary, one module per API or feature, sharing the [`harness`].
+
+mod harness;
+
+mod api_versions;
+mod bad_input;
+mod configs;
+mod create_partitions;
+mod create_topics;
+mod delete_records;
+mod delete_topics;
+mod describe_cluster;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+mod recovery;
+mod retention;
