@@ -26,6 +26,7 @@ const SERVED: &[ApiKey] = &[
     ApiKey::IncrementalAlterConfigs,
     ApiKey::DeleteRecords,
     ApiKey::DescribeCluster,
+    ApiKey::InitProducerId,
 ];
 
 fn served_keys() -> BTreeSet<i16> {
@@ -44,7 +45,11 @@ async fn api_versions_lists_exactly_the_served_apis_at_v0_and_v3() -> Result<()>
         assert_eq!(response.error_code.err(), None, "v{version}");
         let listed: BTreeSet<i16> = response.api_keys.iter().map(|k| k.api_key).collect();
         assert_eq!(listed, served_keys(), "v{version}");
-        assert_eq!(listed.len(), response.api_keys.len(), "v{version}: duplicates");
+        assert_eq!(
+            listed.len(),
+            response.api_keys.len(),
+            "v{version}: duplicates"
+        );
         for api in &response.api_keys {
             assert!(
                 api.min_version <= api.max_version,
@@ -121,15 +126,24 @@ async fn unsupported_api_versions_version_gets_a_v0_answer_with_the_list() -> Re
     Ok(())
 }
 
-/// Sends a default `R` at every version in `min..=max` and requires a decodable answer.
-async fn probe<R: Request + Default>(client: &mut Client, min: i16, max: i16) -> Result<()> {
+/// Sends `request` at every version in `min..=max`; returns one line per version that was not
+/// answered with a decodable response (reconnecting after a failure).
+async fn probe<R: Request>(
+    broker: &TestBroker,
+    client: &mut Client,
+    request: &R,
+    min: i16,
+    max: i16,
+) -> Result<Vec<String>> {
+    let key = ApiKey::try_from(R::KEY).map_err(|_| anyhow::anyhow!("unknown key {}", R::KEY))?;
+    let mut failures = Vec::new();
     for version in min..=max {
-        client
-            .call(version, &R::default())
-            .await
-            .with_context(|| format!("API {} v{version}", R::KEY))?;
+        if let Err(e) = client.call(version, request).await {
+            failures.push(format!("{key:?} v{version}: {e:#}"));
+            *client = broker.client().await?;
+        }
     }
-    Ok(())
+    Ok(failures)
 }
 
 #[tokio::test]
@@ -138,42 +152,61 @@ async fn every_advertised_version_of_every_api_is_answered() -> Result<()> {
     let mut client = broker.client().await?;
     let response = client.call(3, &ApiVersionsRequest::default()).await?;
     ensure!(!response.api_keys.is_empty(), "nothing advertised");
+    let mut failures = Vec::new();
     for api in &response.api_keys {
         let (min, max) = (api.min_version, api.max_version);
         let key = ApiKey::try_from(api.api_key).map_err(|_| anyhow::anyhow!("unknown key"))?;
-        match key {
-            ApiKey::Produce => probe::<ProduceRequest>(&mut client, min, max).await?,
-            ApiKey::Fetch => probe::<FetchRequest>(&mut client, min, max).await?,
-            ApiKey::ListOffsets => probe::<ListOffsetsRequest>(&mut client, min, max).await?,
-            ApiKey::Metadata => {
-                // v0 cannot say "all topics" with null; an empty list means all there.
-                for version in min..=max {
-                    let request = MetadataRequest::default().with_topics(Some(Vec::new()));
-                    client
-                        .call(version, &request)
-                        .await
-                        .with_context(|| format!("Metadata v{version}"))?;
-                }
+        let c = &mut client;
+        let b = &broker;
+        failures.extend(match key {
+            // acks=0 would get no answer at all.
+            ApiKey::Produce => {
+                probe(b, c, &ProduceRequest::default().with_acks(1), min, max).await?
             }
-            ApiKey::ApiVersions => probe::<ApiVersionsRequest>(&mut client, min, max).await?,
-            ApiKey::CreateTopics => probe::<CreateTopicsRequest>(&mut client, min, max).await?,
-            ApiKey::DeleteTopics => probe::<DeleteTopicsRequest>(&mut client, min, max).await?,
+            ApiKey::Fetch => probe(b, c, &FetchRequest::default(), min, max).await?,
+            ApiKey::ListOffsets => probe(b, c, &ListOffsetsRequest::default(), min, max).await?,
+            // v0 cannot say "all topics" with null; an empty list is valid at every version.
+            ApiKey::Metadata => {
+                probe(
+                    b,
+                    c,
+                    &MetadataRequest::default().with_topics(Some(Vec::new())),
+                    min,
+                    max,
+                )
+                .await?
+            }
+            ApiKey::ApiVersions => probe(b, c, &ApiVersionsRequest::default(), min, max).await?,
+            ApiKey::CreateTopics => probe(b, c, &CreateTopicsRequest::default(), min, max).await?,
+            ApiKey::DeleteTopics => probe(b, c, &DeleteTopicsRequest::default(), min, max).await?,
             ApiKey::CreatePartitions => {
-                probe::<CreatePartitionsRequest>(&mut client, min, max).await?
+                probe(b, c, &CreatePartitionsRequest::default(), min, max).await?
             }
             ApiKey::DescribeConfigs => {
-                probe::<DescribeConfigsRequest>(&mut client, min, max).await?
+                probe(b, c, &DescribeConfigsRequest::default(), min, max).await?
             }
-            ApiKey::AlterConfigs => probe::<AlterConfigsRequest>(&mut client, min, max).await?,
+            ApiKey::AlterConfigs => probe(b, c, &AlterConfigsRequest::default(), min, max).await?,
             ApiKey::IncrementalAlterConfigs => {
-                probe::<IncrementalAlterConfigsRequest>(&mut client, min, max).await?
+                probe(b, c, &IncrementalAlterConfigsRequest::default(), min, max).await?
             }
-            ApiKey::DeleteRecords => probe::<DeleteRecordsRequest>(&mut client, min, max).await?,
+            ApiKey::DeleteRecords => {
+                probe(b, c, &DeleteRecordsRequest::default(), min, max).await?
+            }
             ApiKey::DescribeCluster => {
-                probe::<DescribeClusterRequest>(&mut client, min, max).await?
+                probe(b, c, &DescribeClusterRequest::default(), min, max).await?
             }
-            other => anyhow::bail!("unexpected API advertised: {other:?}"),
-        }
+            ApiKey::InitProducerId => {
+                // No transactional id: an idempotent producer's request.
+                let request = InitProducerIdRequest::default().with_transactional_id(None);
+                probe(b, c, &request, min, max).await?
+            }
+            other => vec![format!("unexpected API advertised: {other:?}")],
+        });
     }
+    assert!(
+        failures.is_empty(),
+        "advertised versions not answered:\n{}",
+        failures.join("\n")
+    );
     Ok(())
 }

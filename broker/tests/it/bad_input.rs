@@ -7,7 +7,9 @@ use fjord_protocol::batch::testing::batch;
 use kafka_protocol::error::ParseResponseErrorCode;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, MetadataRequest};
 
-use crate::harness::{Client, TestBroker, create_topic, fetch_all, noise, produce_ok, produce_request};
+use crate::harness::{
+    Client, TestBroker, create_topic, fetch_all, noise, produce_ok, produce_request,
+};
 
 /// A size-prefixed frame: `api_key`, `version`, correlation id 1, null client id, then `body`.
 fn raw_frame(api_key: i16, version: i16, body: &[u8]) -> Vec<u8> {
@@ -36,12 +38,19 @@ async fn setup(overrides: &[(&str, &str)]) -> Result<(TestBroker, Client)> {
 /// server task is still running.
 async fn still_serving(broker: &TestBroker, bystander: &mut Client) -> Result<()> {
     ensure!(broker.is_serving(), "the server task ended");
-    let answer = bystander.call(3, &ApiVersionsRequest::default()).await.context("the bystander connection")?;
+    let answer = bystander
+        .call(3, &ApiVersionsRequest::default())
+        .await
+        .context("the bystander connection")?;
     assert_eq!(answer.error_code.err(), None);
     let next = produce_ok(bystander, "steady", 0, batch(0, 1, 1_000, b"after")).await?;
     let mut fresh = broker.client().await?;
     let records = fetch_all(&mut fresh, "steady", 0, 0).await?;
-    assert_eq!(records.len() as i64, next + 1, "every acknowledged record is there");
+    assert_eq!(
+        records.len() as i64,
+        next + 1,
+        "every acknowledged record is there"
+    );
     Ok(())
 }
 
@@ -74,7 +83,9 @@ async fn a_frame_with_a_negative_size_closes_the_connection() -> Result<()> {
     for size in [-1i32, i32::MIN] {
         let mut bytes = size.to_be_bytes().to_vec();
         bytes.extend_from_slice(&[0u8; 16]);
-        closes(&broker, &bytes, false).await.with_context(|| format!("size {size}"))?;
+        closes(&broker, &bytes, false)
+            .await
+            .with_context(|| format!("size {size}"))?;
     }
     still_serving(&broker, &mut bystander).await
 }
@@ -82,8 +93,12 @@ async fn a_frame_with_a_negative_size_closes_the_connection() -> Result<()> {
 #[tokio::test]
 async fn a_frame_of_zero_or_too_few_bytes_for_a_header_closes_the_connection() -> Result<()> {
     let (broker, mut bystander) = setup(&[]).await?;
-    closes(&broker, &0i32.to_be_bytes(), false).await.context("size 0")?;
-    closes(&broker, &[0, 0, 0, 3, 0, 3, 0], false).await.context("size 3")?;
+    closes(&broker, &0i32.to_be_bytes(), false)
+        .await
+        .context("size 0")?;
+    closes(&broker, &[0, 0, 0, 3, 0, 3, 0], false)
+        .await
+        .context("size 3")?;
     still_serving(&broker, &mut bystander).await
 }
 
@@ -91,11 +106,20 @@ async fn a_frame_of_zero_or_too_few_bytes_for_a_header_closes_the_connection() -
 async fn a_frame_over_socket_request_max_bytes_closes_the_connection() -> Result<()> {
     let (broker, mut bystander) = setup(&[("socket.request.max.bytes", "2048")]).await?;
     // The size alone is enough to refuse: the body is never sent.
-    closes(&broker, &4096i32.to_be_bytes(), false).await.context("size prefix only")?;
-    closes(&broker, &i32::MAX.to_be_bytes(), false).await.context("i32::MAX")?;
+    closes(&broker, &4096i32.to_be_bytes(), false)
+        .await
+        .context("size prefix only")?;
+    closes(&broker, &i32::MAX.to_be_bytes(), false)
+        .await
+        .context("i32::MAX")?;
     // A well-formed produce request that is too big.
     let mut big = broker.client().await?;
-    let request = produce_request("steady", 0, 1, Bytes::from(batch(0, 1, 1_000, &[1u8; 4_000])));
+    let request = produce_request(
+        "steady",
+        0,
+        1,
+        Bytes::from(batch(0, 1, 1_000, &[1u8; 4_000])),
+    );
     let (_, frame) = big.frame(9, &request)?;
     assert!(frame.len() > 2048);
     big.send_raw_lossy(&frame).await;
@@ -109,7 +133,23 @@ async fn a_frame_over_socket_request_max_bytes_closes_the_connection() -> Result
 #[tokio::test]
 async fn an_unknown_or_unserved_api_key_closes_the_connection() -> Result<()> {
     let (broker, mut bystander) = setup(&[]).await?;
-    for key in [999i16, -1, ApiKey::JoinGroup as i16, ApiKey::InitProducerId as i16] {
+    let served: Vec<i16> = bystander
+        .call(3, &ApiVersionsRequest::default())
+        .await?
+        .api_keys
+        .iter()
+        .map(|k| k.api_key)
+        .collect();
+    let unserved = [
+        ApiKey::JoinGroup,
+        ApiKey::OffsetCommit,
+        ApiKey::DescribeAcls,
+        ApiKey::ShareFetch,
+    ]
+    .into_iter()
+    .map(|k| k as i16)
+    .filter(|k| !served.contains(k));
+    for key in [999i16, -1].into_iter().chain(unserved) {
         closes(&broker, &raw_frame(key, 0, &[0u8; 16]), false)
             .await
             .with_context(|| format!("api key {key}"))?;
@@ -121,9 +161,13 @@ async fn an_unknown_or_unserved_api_key_closes_the_connection() -> Result<()> {
 async fn an_unsupported_version_of_produce_closes_the_connection() -> Result<()> {
     let (broker, mut bystander) = setup(&[]).await?;
     for version in [99i16, 2, 0, -1] {
-        closes(&broker, &raw_frame(ApiKey::Produce as i16, version, &[0u8; 32]), false)
-            .await
-            .with_context(|| format!("Produce v{version}"))?;
+        closes(
+            &broker,
+            &raw_frame(ApiKey::Produce as i16, version, &[0u8; 32]),
+            false,
+        )
+        .await
+        .with_context(|| format!("Produce v{version}"))?;
     }
     assert_eq!(
         fetch_all(&mut bystander, "steady", 0, 0).await?.len(),
@@ -136,7 +180,12 @@ async fn an_unsupported_version_of_produce_closes_the_connection() -> Result<()>
 #[tokio::test]
 async fn a_garbage_body_closes_the_connection() -> Result<()> {
     let (broker, mut bystander) = setup(&[]).await?;
-    for (key, version) in [(ApiKey::Metadata, 12), (ApiKey::Produce, 9), (ApiKey::Fetch, 4), (ApiKey::CreateTopics, 7)] {
+    for (key, version) in [
+        (ApiKey::Metadata, 12),
+        (ApiKey::Produce, 9),
+        (ApiKey::Fetch, 4),
+        (ApiKey::CreateTopics, 7),
+    ] {
         // Header v1/v2 then bytes that cannot be the body (an absurd array length).
         let mut body = vec![0u8];
         body.extend_from_slice(&[0xff; 24]);
@@ -164,7 +213,10 @@ async fn a_good_request_followed_by_garbage_is_answered_then_closed() -> Result<
     let mut bytes = good.to_vec();
     bytes.extend_from_slice(&raw_frame(999, 0, &[1, 2, 3]));
     client.send_raw_lossy(&bytes).await;
-    client.receive::<ApiVersionsRequest>(3, id).await.context("the good request's answer")?;
+    client
+        .receive::<ApiVersionsRequest>(3, id)
+        .await
+        .context("the good request's answer")?;
     client.expect_closed().await?;
     still_serving(&broker, &mut bystander).await
 }
@@ -180,15 +232,27 @@ async fn random_bytes_close_the_connection_and_nothing_else() -> Result<()> {
     }
     // Random bodies behind a plausible size prefix and a served API key and version.
     for seed in 41..=80u64 {
-        let keys = [ApiKey::Produce, ApiKey::Fetch, ApiKey::Metadata, ApiKey::CreateTopics, ApiKey::DescribeConfigs];
+        let keys = [
+            ApiKey::Produce,
+            ApiKey::Fetch,
+            ApiKey::Metadata,
+            ApiKey::CreateTopics,
+            ApiKey::DescribeConfigs,
+        ];
         let key = keys[seed as usize % keys.len()];
         let version = key.valid_versions().max;
         let body = noise(seed, 8 + (seed as usize * 31) % 300);
         let mut bad = broker.client().await?;
-        bad.send_raw_lossy(&raw_frame(key as i16, version, &body)).await;
+        bad.send_raw_lossy(&raw_frame(key as i16, version, &body))
+            .await;
         bad.finish_writing().await;
         // Either an error answer (the body happened to decode) or a close; never a hang.
-        while bad.read_frame().await.with_context(|| format!("seed {seed}"))?.is_some() {}
+        while bad
+            .read_frame()
+            .await
+            .with_context(|| format!("seed {seed}"))?
+            .is_some()
+        {}
     }
     still_serving(&broker, &mut bystander).await
 }

@@ -48,15 +48,29 @@ async fn create_partitions_grows_a_topic_and_new_partitions_take_writes() -> Res
     produce_ok(&mut client, "growing", 0, batch(0, 3, 1_000, b"x")).await?;
     for (version, count) in [(0, 2), (3, 4)] {
         let result = grow(&mut client, version, "growing", count, false).await?;
-        assert_eq!(result.error_code.err(), None, "v{version}: {:?}", result.error_message);
-        assert_eq!(partition_count(&mut client, "growing").await?, count as usize);
+        assert_eq!(
+            result.error_code.err(),
+            None,
+            "v{version}: {:?}",
+            result.error_message
+        );
+        assert_eq!(
+            partition_count(&mut client, "growing").await?,
+            count as usize
+        );
     }
     for p in 1..4 {
         assert!(broker.partition_dir("growing", p).is_dir());
-        assert_eq!(produce_ok(&mut client, "growing", p, batch(0, 2, 1_000, b"y")).await?, 0);
+        assert_eq!(
+            produce_ok(&mut client, "growing", p, batch(0, 2, 1_000, b"y")).await?,
+            0
+        );
     }
     // Partition 0 keeps its data.
-    assert_eq!(produce_ok(&mut client, "growing", 0, batch(0, 1, 1_000, b"z")).await?, 3);
+    assert_eq!(
+        produce_ok(&mut client, "growing", 0, batch(0, 1, 1_000, b"z")).await?,
+        3
+    );
     Ok(())
 }
 
@@ -67,7 +81,11 @@ async fn create_partitions_to_the_same_or_fewer_is_invalid_partitions() -> Resul
     create_topic(&mut client, "fixed", 3, &[]).await?;
     for count in [3, 2] {
         let result = grow(&mut client, 3, "fixed", count, false).await?;
-        assert_eq!(result.error_code.err(), Some(ErrorCode::InvalidPartitions), "count {count}");
+        assert_eq!(
+            result.error_code.err(),
+            Some(ErrorCode::InvalidPartitions),
+            "count {count}"
+        );
     }
     assert_eq!(partition_count(&mut client, "fixed").await?, 3);
     Ok(())
@@ -78,7 +96,10 @@ async fn create_partitions_of_an_unknown_topic_is_unknown_topic_or_partition() -
     let broker = TestBroker::start().await?;
     let mut client = broker.client().await?;
     let result = grow(&mut client, 3, "ghost", 2, false).await?;
-    assert_eq!(result.error_code.err(), Some(ErrorCode::UnknownTopicOrPartition));
+    assert_eq!(
+        result.error_code.err(),
+        Some(ErrorCode::UnknownTopicOrPartition)
+    );
     Ok(())
 }
 
@@ -92,7 +113,10 @@ async fn create_partitions_validate_only_changes_nothing() -> Result<()> {
     assert_eq!(partition_count(&mut client, "still").await?, 1);
     assert!(!broker.partition_dir("still", 1).exists());
     let denied = produce(&mut client, "still", 1, batch(0, 1, 1_000, b"x")).await?;
-    assert_eq!(denied.error_code.err(), Some(ErrorCode::UnknownTopicOrPartition));
+    assert_eq!(
+        denied.error_code.err(),
+        Some(ErrorCode::UnknownTopicOrPartition)
+    );
     Ok(())
 }
 
@@ -106,6 +130,9 @@ async fn added_partitions_survive_a_restart() -> Result<()> {
     broker.restart().await?;
     let mut client = broker.client().await?;
     assert_eq!(partition_count(&mut client, "durable").await?, 3);
-    assert_eq!(produce_ok(&mut client, "durable", 2, batch(0, 1, 1_000, b"y")).await?, 4);
+    assert_eq!(
+        produce_ok(&mut client, "durable", 2, batch(0, 1, 1_000, b"y")).await?,
+        4
+    );
     Ok(())
 }

@@ -8,12 +8,22 @@ use fjord_protocol::ErrorCode;
 use fjord_protocol::batch::testing::batch;
 use kafka_protocol::error::ParseResponseErrorCode;
 use kafka_protocol::messages::DeleteRecordsRequest;
-use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
 use kafka_protocol::messages::delete_records_response::DeleteRecordsPartitionResult;
 
-use crate::harness::{Client, LIST_OFFSETS_V, TestBroker, create_topic, decode, fetch, list_offset, produce_ok, topic};
+use crate::harness::{
+    Client, LIST_OFFSETS_V, TestBroker, create_topic, decode, fetch, list_offset, produce_ok, topic,
+};
 
-async fn delete_records(client: &mut Client, version: i16, name: &str, partition: i32, offset: i64) -> Result<DeleteRecordsPartitionResult> {
+async fn delete_records(
+    client: &mut Client,
+    version: i16,
+    name: &str,
+    partition: i32,
+    offset: i64,
+) -> Result<DeleteRecordsPartitionResult> {
     let request = DeleteRecordsRequest::default()
         .with_topics(vec![
             DeleteRecordsTopic::default()
@@ -35,7 +45,9 @@ async fn delete_records(client: &mut Client, version: i16, name: &str, partition
 }
 
 async fn earliest(client: &mut Client, name: &str) -> Result<i64> {
-    Ok(list_offset(client, LIST_OFFSETS_V, name, 0, -2).await?.offset)
+    Ok(list_offset(client, LIST_OFFSETS_V, name, 0, -2)
+        .await?
+        .offset)
 }
 
 /// Ten batches of five records: offsets 0..50.
@@ -68,12 +80,19 @@ async fn delete_records_moves_the_low_watermark_and_reads_below_it_fail() -> Res
         assert_eq!(result.low_watermark, offset, "v{version}");
         assert_eq!(earliest(&mut client, "trim").await?, offset, "v{version}");
         let below = fetch(&mut client, "trim", 0, offset - 1, 1 << 20).await?;
-        assert_eq!(below.error_code.err(), Some(ErrorCode::OffsetOutOfRange), "v{version}");
+        assert_eq!(
+            below.error_code.err(),
+            Some(ErrorCode::OffsetOutOfRange),
+            "v{version}"
+        );
         let at = fetch(&mut client, "trim", 0, offset, 1 << 20).await?;
         assert_eq!(at.error_code.err(), None, "v{version}");
         assert_eq!(at.log_start_offset, offset, "v{version}");
         let records = decode(at.records.context("records")?)?;
-        assert!(records.iter().any(|r| r.offset == offset), "v{version}: offset {offset} readable");
+        assert!(
+            records.iter().any(|r| r.offset == offset),
+            "v{version}: offset {offset} readable"
+        );
     }
     // Moving it backwards is a no-op that reports the current low watermark.
     let result = delete_records(&mut client, 2, "trim", 0, 5).await?;
@@ -90,7 +109,10 @@ async fn delete_records_to_minus_one_deletes_up_to_the_high_watermark() -> Resul
     let result = delete_records(&mut client, 2, "all", 0, -1).await?;
     assert_eq!((result.error_code, result.low_watermark), (0, 50));
     assert_eq!(earliest(&mut client, "all").await?, 50);
-    assert_eq!(produce_ok(&mut client, "all", 0, batch(0, 1, 1_000, b"next")).await?, 50);
+    assert_eq!(
+        produce_ok(&mut client, "all", 0, batch(0, 1, 1_000, b"next")).await?,
+        50
+    );
     Ok(())
 }
 
@@ -102,7 +124,11 @@ async fn delete_records_beyond_the_high_watermark_is_offset_out_of_range() -> Re
     fill(&mut client, "beyond").await?;
     for offset in [51, 1_000] {
         let result = delete_records(&mut client, 2, "beyond", 0, offset).await?;
-        assert_eq!(result.error_code.err(), Some(ErrorCode::OffsetOutOfRange), "offset {offset}");
+        assert_eq!(
+            result.error_code.err(),
+            Some(ErrorCode::OffsetOutOfRange),
+            "offset {offset}"
+        );
     }
     assert_eq!(earliest(&mut client, "beyond").await?, 0);
     Ok(())
@@ -114,9 +140,15 @@ async fn delete_records_of_an_unknown_topic_or_partition_is_an_error() -> Result
     let mut client = broker.client().await?;
     create_topic(&mut client, "one", 1, &[]).await?;
     let result = delete_records(&mut client, 2, "none", 0, 0).await?;
-    assert_eq!(result.error_code.err(), Some(ErrorCode::UnknownTopicOrPartition));
+    assert_eq!(
+        result.error_code.err(),
+        Some(ErrorCode::UnknownTopicOrPartition)
+    );
     let result = delete_records(&mut client, 2, "one", 3, 0).await?;
-    assert_eq!(result.error_code.err(), Some(ErrorCode::UnknownTopicOrPartition));
+    assert_eq!(
+        result.error_code.err(),
+        Some(ErrorCode::UnknownTopicOrPartition)
+    );
     Ok(())
 }
 
@@ -132,11 +164,27 @@ async fn delete_records_removes_segments_wholly_below_the_low_watermark() -> Res
     delete_records(&mut client, 2, "segments", 0, 40).await?;
     let after = log_files(&dir)?;
     assert!(after.len() < before.len(), "no segment deleted: {after:?}");
-    let first_base: i64 = after.first().context("a segment")?.trim_end_matches(".log").parse()?;
-    assert!(first_base <= 40, "the segment holding offset 40 is kept: {after:?}");
-    assert!(after.iter().all(|n| n.len() == "00000000000000000000.log".len()));
+    let first_base: i64 = after
+        .first()
+        .context("a segment")?
+        .trim_end_matches(".log")
+        .parse()?;
+    assert!(
+        first_base <= 40,
+        "the segment holding offset 40 is kept: {after:?}"
+    );
+    assert!(
+        after
+            .iter()
+            .all(|n| n.len() == "00000000000000000000.log".len())
+    );
     assert_eq!(earliest(&mut client, "segments").await?, 40);
-    let records = decode(fetch(&mut client, "segments", 0, 40, 1 << 20).await?.records.context("records")?)?;
+    let records = decode(
+        fetch(&mut client, "segments", 0, 40, 1 << 20)
+            .await?
+            .records
+            .context("records")?,
+    )?;
     assert!(records.iter().any(|r| r.offset == 40));
     Ok(())
 }
@@ -150,13 +198,28 @@ async fn deleted_records_stay_deleted_after_a_clean_or_unclean_restart() -> Resu
     delete_records(&mut client, 2, "kept", 0, 23).await?;
     broker.restart().await?;
     let mut client = broker.client().await?;
-    assert_eq!(earliest(&mut client, "kept").await?, 23, "after a clean restart");
-    assert_eq!(fetch(&mut client, "kept", 0, 22, 1 << 20).await?.error_code.err(), Some(ErrorCode::OffsetOutOfRange));
+    assert_eq!(
+        earliest(&mut client, "kept").await?,
+        23,
+        "after a clean restart"
+    );
+    assert_eq!(
+        fetch(&mut client, "kept", 0, 22, 1 << 20)
+            .await?
+            .error_code
+            .err(),
+        Some(ErrorCode::OffsetOutOfRange)
+    );
     delete_records(&mut client, 2, "kept", 0, 31).await?;
     broker.crash().await?;
     broker.start_again().await?;
     let mut client = broker.client().await?;
     assert_eq!(earliest(&mut client, "kept").await?, 31, "after a crash");
-    assert_eq!(list_offset(&mut client, LIST_OFFSETS_V, "kept", 0, -1).await?.offset, 50);
+    assert_eq!(
+        list_offset(&mut client, LIST_OFFSETS_V, "kept", 0, -1)
+            .await?
+            .offset,
+        50
+    );
     Ok(())
 }

@@ -11,7 +11,9 @@ use uuid::Uuid;
 use crate::harness::{Client, TestBroker, create_topic, fetch_all, produce_ok, topic};
 
 async fn topic_names(client: &mut Client) -> Result<Vec<String>> {
-    let response = client.call(12, &MetadataRequest::default()).await?;
+    let response = client
+        .call(12, &MetadataRequest::default().with_topics(None))
+        .await?;
     Ok(response
         .topics
         .iter()
@@ -44,8 +46,14 @@ async fn delete_topics_v1_by_name_removes_the_topic_and_its_directories() -> Res
     assert_eq!(result.error_code.err(), None);
     assert_eq!(result.name.as_ref().map(|n| n.0.as_str()), Some("doomed"));
     assert_eq!(topic_names(&mut client).await?, ["kept"]);
-    assert!(!broker.partition_dir("doomed", 0).exists(), "doomed-0 still on disk");
-    assert!(!broker.partition_dir("doomed", 1).exists(), "doomed-1 still on disk");
+    assert!(
+        !broker.partition_dir("doomed", 0).exists(),
+        "doomed-0 still on disk"
+    );
+    assert!(
+        !broker.partition_dir("doomed", 1).exists(),
+        "doomed-1 still on disk"
+    );
     assert!(broker.partition_dir("kept", 0).is_dir());
     Ok(())
 }
@@ -74,7 +82,10 @@ async fn delete_topics_v6_by_name_and_by_id() -> Result<()> {
         .iter()
         .find(|r| r.topic_id == id)
         .context("the result for the id")?;
-    assert_eq!(by_id.name.as_ref().map(|n| n.0.as_str()), Some("identified"));
+    assert_eq!(
+        by_id.name.as_ref().map(|n| n.0.as_str()),
+        Some("identified")
+    );
     assert!(topic_names(&mut client).await?.is_empty());
     assert!(!broker.partition_dir("identified", 0).exists());
     Ok(())
@@ -87,23 +98,48 @@ async fn delete_topics_of_an_unknown_topic_is_unknown_topic_or_partition() -> Re
     for version in [1, 5] {
         let response = client.call(version, &by_names(&["ghost"])).await?;
         assert_eq!(
-            response.responses.first().context("a result")?.error_code.err(),
+            response
+                .responses
+                .first()
+                .context("a result")?
+                .error_code
+                .err(),
             Some(ErrorCode::UnknownTopicOrPartition),
             "v{version}"
         );
     }
     let response = client
-        .call(6, &by_states(vec![DeleteTopicState::default().with_name(Some(topic("ghost")))]))
+        .call(
+            6,
+            &by_states(vec![
+                DeleteTopicState::default().with_name(Some(topic("ghost"))),
+            ]),
+        )
         .await?;
     assert_eq!(
-        response.responses.first().context("a result")?.error_code.err(),
+        response
+            .responses
+            .first()
+            .context("a result")?
+            .error_code
+            .err(),
         Some(ErrorCode::UnknownTopicOrPartition)
     );
     let response = client
-        .call(6, &by_states(vec![DeleteTopicState::default().with_topic_id(Uuid::new_v4())]))
+        .call(
+            6,
+            &by_states(vec![
+                DeleteTopicState::default().with_topic_id(Uuid::new_v4()),
+            ]),
+        )
         .await?;
     assert_eq!(
-        response.responses.first().context("a result")?.error_code.err(),
+        response
+            .responses
+            .first()
+            .context("a result")?
+            .error_code
+            .err(),
         Some(ErrorCode::UnknownTopicId)
     );
     Ok(())
@@ -119,7 +155,10 @@ async fn a_deleted_topic_recreated_starts_empty_with_a_new_id() -> Result<()> {
     let second = create_topic(&mut client, "phoenix", 1, &[]).await?;
     assert_ne!(first, second);
     assert!(fetch_all(&mut client, "phoenix", 0, 0).await?.is_empty());
-    assert_eq!(produce_ok(&mut client, "phoenix", 0, batch(0, 1, 2_000, b"new")).await?, 0);
+    assert_eq!(
+        produce_ok(&mut client, "phoenix", 0, batch(0, 1, 2_000, b"new")).await?,
+        0
+    );
     Ok(())
 }
 
@@ -129,7 +168,14 @@ async fn a_deleted_topic_stays_deleted_after_a_restart() -> Result<()> {
     let mut client = broker.client().await?;
     create_topic(&mut client, "gone", 1, &[]).await?;
     create_topic(&mut client, "stays", 1, &[]).await?;
-    client.call(6, &by_states(vec![DeleteTopicState::default().with_name(Some(topic("gone")))])).await?;
+    client
+        .call(
+            6,
+            &by_states(vec![
+                DeleteTopicState::default().with_name(Some(topic("gone"))),
+            ]),
+        )
+        .await?;
     broker.restart().await?;
     let mut client = broker.client().await?;
     assert_eq!(topic_names(&mut client).await?, ["stays"]);
@@ -143,7 +189,12 @@ async fn delete_topics_is_refused_when_deletion_is_disabled() -> Result<()> {
     create_topic(&mut client, "protected", 1, &[]).await?;
     let response = client.call(4, &by_names(&["protected"])).await?;
     assert_eq!(
-        response.responses.first().context("a result")?.error_code.err(),
+        response
+            .responses
+            .first()
+            .context("a result")?
+            .error_code
+            .err(),
         Some(ErrorCode::TopicDeletionDisabled)
     );
     assert_eq!(topic_names(&mut client).await?, ["protected"]);

@@ -12,7 +12,7 @@ async fn describe_cluster_lists_this_broker_with_metadatas_cluster_id() -> Resul
     let broker = TestBroker::with_overrides(&[("node.id", "3")]).await?;
     let mut client = broker.client().await?;
     let metadata_id = client
-        .call(12, &MetadataRequest::default())
+        .call(12, &MetadataRequest::default().with_topics(None))
         .await?
         .cluster_id
         .context("a cluster id")?;
@@ -40,16 +40,29 @@ async fn describe_cluster_for_controllers_is_unsupported_endpoint_type() -> Resu
     let mut client = broker.client().await?;
     let request = DescribeClusterRequest::default().with_endpoint_type(2);
     let response = client.call(1, &request).await?;
-    assert_eq!(response.error_code.err(), Some(ErrorCode::UnsupportedEndpointType));
+    assert_eq!(
+        response.error_code.err(),
+        Some(ErrorCode::UnsupportedEndpointType)
+    );
     Ok(())
 }
 
 #[tokio::test]
 async fn describe_cluster_keeps_its_cluster_id_across_restarts() -> Result<()> {
     let mut broker = TestBroker::start().await?;
-    let first = broker.client().await?.call(0, &DescribeClusterRequest::default()).await?.cluster_id;
+    let first = broker
+        .client()
+        .await?
+        .call(0, &DescribeClusterRequest::default())
+        .await?
+        .cluster_id;
     broker.restart().await?;
-    let second = broker.client().await?.call(0, &DescribeClusterRequest::default()).await?.cluster_id;
+    let second = broker
+        .client()
+        .await?
+        .call(0, &DescribeClusterRequest::default())
+        .await?
+        .cluster_id;
     assert_eq!(first, second);
     Ok(())
 }

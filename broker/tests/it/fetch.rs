@@ -54,7 +54,14 @@ fn by_id(id: Uuid, partition: i32, offset: i64) -> FetchRequest {
 
 /// Produces `batches` batches of `count` records with `value_len`-byte values; returns them as
 /// sent, in order.
-async fn fill(client: &mut Client, name: &str, p: i32, batches: usize, count: i32, value_len: usize) -> Result<Vec<Vec<u8>>> {
+async fn fill(
+    client: &mut Client,
+    name: &str,
+    p: i32,
+    batches: usize,
+    count: i32,
+    value_len: usize,
+) -> Result<Vec<Vec<u8>>> {
     let mut sent = Vec::new();
     for i in 0..batches {
         let one = batch(0, count, 1_000 + i as i64, &vec![i as u8; value_len]);
@@ -71,8 +78,14 @@ async fn fetch_returns_exactly_the_produced_bytes_at_v4_v12_and_by_topic_id() ->
     let id = create_topic(&mut client, "exact", 1, &[]).await?;
     let sent = fill(&mut client, "exact", 0, 3, 4, 32).await?;
     for version in [4, 5, 11, 12] {
-        let response = client.call(version, &fetch_request("exact", 0, 0, 1 << 20)).await?;
-        assert_eq!(response.responses[0].topic.0.as_str(), "exact", "v{version}");
+        let response = client
+            .call(version, &fetch_request("exact", 0, 0, 1 << 20))
+            .await?;
+        assert_eq!(
+            response.responses[0].topic.0.as_str(),
+            "exact",
+            "v{version}"
+        );
         let data = partition(&response, 0)?;
         assert_eq!(data.error_code.err(), None, "v{version}");
         assert_eq!(data.high_watermark, 12, "v{version}");
@@ -105,13 +118,37 @@ async fn fetch_of_an_unknown_topic_or_partition_is_an_error_not_a_wait() -> Resu
     let mut client = broker.client().await?;
     create_topic(&mut client, "present", 1, &[]).await?;
     let started = Instant::now();
-    let response = client.call(12, &waiting(fetch_request("absent", 0, 0, 1 << 20), 3_000, 1)).await?;
-    assert_eq!(partition(&response, 0)?.error_code.err(), Some(ErrorCode::UnknownTopicOrPartition));
-    let response = client.call(12, &waiting(fetch_request("present", 3, 0, 1 << 20), 3_000, 1)).await?;
-    assert_eq!(partition(&response, 3)?.error_code.err(), Some(ErrorCode::UnknownTopicOrPartition));
-    let response = client.call(13, &waiting(by_id(Uuid::new_v4(), 0, 0), 3_000, 1)).await?;
-    assert_eq!(partition(&response, 0)?.error_code.err(), Some(ErrorCode::UnknownTopicId));
-    assert!(started.elapsed() < Duration::from_secs(2), "errors are answered at once");
+    let response = client
+        .call(
+            12,
+            &waiting(fetch_request("absent", 0, 0, 1 << 20), 3_000, 1),
+        )
+        .await?;
+    assert_eq!(
+        partition(&response, 0)?.error_code.err(),
+        Some(ErrorCode::UnknownTopicOrPartition)
+    );
+    let response = client
+        .call(
+            12,
+            &waiting(fetch_request("present", 3, 0, 1 << 20), 3_000, 1),
+        )
+        .await?;
+    assert_eq!(
+        partition(&response, 3)?.error_code.err(),
+        Some(ErrorCode::UnknownTopicOrPartition)
+    );
+    let response = client
+        .call(13, &waiting(by_id(Uuid::new_v4(), 0, 0), 3_000, 1))
+        .await?;
+    assert_eq!(
+        partition(&response, 0)?.error_code.err(),
+        Some(ErrorCode::UnknownTopicId)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "errors are answered at once"
+    );
     Ok(())
 }
 
@@ -125,10 +162,17 @@ async fn fetch_from_mid_batch_returns_whole_batch() -> Result<()> {
         let data = fetch(&mut client, "mid", 0, offset, 1).await?;
         let stored = data.records.context("records")?;
         let batches = split_batches(&stored)?;
-        assert_eq!(batches.len(), 1, "offset {offset}: one batch within partition_max_bytes=1");
+        assert_eq!(
+            batches.len(),
+            1,
+            "offset {offset}: one batch within partition_max_bytes=1"
+        );
         assert_stored_as_sent(&batches[0], &sent[batch_index], 5 * batch_index as i64);
         let records = decode(stored)?;
-        assert!(records.iter().any(|r| r.offset == offset), "offset {offset} in the batch");
+        assert!(
+            records.iter().any(|r| r.offset == offset),
+            "offset {offset} in the batch"
+        );
     }
     Ok(())
 }
@@ -140,17 +184,35 @@ async fn fetch_honours_partition_max_bytes_in_whole_batches() -> Result<()> {
     create_topic(&mut client, "paged", 1, &[]).await?;
     let sent = fill(&mut client, "paged", 0, 10, 2, 200).await?;
     let len = sent[0].len() as i32;
-    for (limit, expected) in [(1, 1), (len, 1), (len + len / 2, 1), (2 * len, 2), (3 * len - 1, 2), (10 * len, 10)] {
+    for (limit, expected) in [
+        (1, 1),
+        (len, 1),
+        (len + len / 2, 1),
+        (2 * len, 2),
+        (3 * len - 1, 2),
+        (10 * len, 10),
+    ] {
         let data = fetch(&mut client, "paged", 0, 0, limit).await?;
         let records = data.records.context("records")?;
-        assert_eq!(split_batches(&records)?.len(), expected, "partition_max_bytes {limit} (batches of {len})");
-        assert!(records.len() as i32 <= limit.max(len), "partition_max_bytes {limit}: {} bytes", records.len());
+        assert_eq!(
+            split_batches(&records)?.len(),
+            expected,
+            "partition_max_bytes {limit} (batches of {len})"
+        );
+        assert!(
+            records.len() as i32 <= limit.max(len),
+            "partition_max_bytes {limit}: {} bytes",
+            records.len()
+        );
     }
     // Paging by the limit visits every batch once.
     let mut offset = 0;
     let mut pages = 0;
     while offset < 20 {
-        let records = fetch(&mut client, "paged", 0, offset, 2 * len).await?.records.context("records")?;
+        let records = fetch(&mut client, "paged", 0, offset, 2 * len)
+            .await?
+            .records
+            .context("records")?;
         let last = decode(records)?.last().context("a record")?.offset;
         offset = last + 1;
         pages += 1;
@@ -208,7 +270,10 @@ async fn fetch_max_bytes_caps_the_whole_response_in_whole_batches() -> Result<()
     let first = partition(&response, 0)?.records.clone().unwrap_or_default();
     let second = partition(&response, 1)?.records.clone().unwrap_or_default();
     assert_eq!(split_batches(&first)?.len(), 1);
-    assert!(second.is_empty(), "only the first batch may exceed max_bytes");
+    assert!(
+        second.is_empty(),
+        "only the first batch may exceed max_bytes"
+    );
     Ok(())
 }
 
@@ -218,14 +283,24 @@ async fn long_poll_fetch_returns_promptly_after_a_produce_from_another_connectio
     let mut producer = broker.client().await?;
     create_topic(&mut producer, "poll", 1, &[]).await?;
     let mut consumer = broker.client().await?;
-    let correlation_id = consumer.send(12, &waiting(fetch_request("poll", 0, 0, 1 << 20), 5_000, 1)).await?;
+    let correlation_id = consumer
+        .send(12, &waiting(fetch_request("poll", 0, 0, 1 << 20), 5_000, 1))
+        .await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let produced_at = Instant::now();
     produce_ok(&mut producer, "poll", 0, batch(0, 2, 1_000, b"wake")).await?;
     let response = consumer.receive::<FetchRequest>(12, correlation_id).await?;
     let waited = produced_at.elapsed();
-    assert!(waited < Duration::from_secs(1), "answered {waited:?} after the produce");
-    let records = decode(partition(&response, 0)?.records.clone().context("records")?)?;
+    assert!(
+        waited < Duration::from_secs(1),
+        "answered {waited:?} after the produce"
+    );
+    let records = decode(
+        partition(&response, 0)?
+            .records
+            .clone()
+            .context("records")?,
+    )?;
     assert_eq!(records.len(), 2);
     Ok(())
 }
@@ -237,13 +312,24 @@ async fn fetch_with_nothing_to_read_returns_after_max_wait_ms() -> Result<()> {
     create_topic(&mut client, "quiet", 1, &[]).await?;
     for max_wait in [0, 500] {
         let started = Instant::now();
-        let response = client.call(12, &waiting(fetch_request("quiet", 0, 0, 1 << 20), max_wait, 1)).await?;
+        let response = client
+            .call(
+                12,
+                &waiting(fetch_request("quiet", 0, 0, 1 << 20), max_wait, 1),
+            )
+            .await?;
         let elapsed = started.elapsed();
         let data = partition(&response, 0)?;
         assert_eq!(data.error_code.err(), None);
         assert!(data.records.as_ref().is_none_or(Bytes::is_empty));
-        assert!(elapsed >= Duration::from_millis(max_wait as u64), "max_wait {max_wait}: answered after {elapsed:?}");
-        assert!(elapsed < Duration::from_millis(max_wait as u64 + 1_000), "max_wait {max_wait}: answered after {elapsed:?}");
+        assert!(
+            elapsed >= Duration::from_millis(max_wait as u64),
+            "max_wait {max_wait}: answered after {elapsed:?}"
+        );
+        assert!(
+            elapsed < Duration::from_millis(max_wait as u64 + 1_000),
+            "max_wait {max_wait}: answered after {elapsed:?}"
+        );
     }
     Ok(())
 }
@@ -255,10 +341,27 @@ async fn fetch_below_min_bytes_waits_then_returns_what_is_there() -> Result<()> 
     create_topic(&mut client, "trickle", 1, &[]).await?;
     produce_ok(&mut client, "trickle", 0, batch(0, 1, 1_000, b"small")).await?;
     let started = Instant::now();
-    let response = client.call(12, &waiting(fetch_request("trickle", 0, 0, 1 << 20), 400, 100_000)).await?;
+    let response = client
+        .call(
+            12,
+            &waiting(fetch_request("trickle", 0, 0, 1 << 20), 400, 100_000),
+        )
+        .await?;
     let elapsed = started.elapsed();
-    assert!(elapsed >= Duration::from_millis(400), "answered after {elapsed:?}");
-    assert_eq!(decode(partition(&response, 0)?.records.clone().context("records")?)?.len(), 1);
+    assert!(
+        elapsed >= Duration::from_millis(400),
+        "answered after {elapsed:?}"
+    );
+    assert_eq!(
+        decode(
+            partition(&response, 0)?
+                .records
+                .clone()
+                .context("records")?
+        )?
+        .len(),
+        1
+    );
     Ok(())
 }
 
@@ -267,12 +370,18 @@ async fn a_waiting_fetch_does_not_hold_up_other_connections() -> Result<()> {
     let broker = TestBroker::start().await?;
     let mut waiter = broker.client().await?;
     create_topic(&mut waiter, "idle", 1, &[]).await?;
-    let correlation_id = waiter.send(12, &waiting(fetch_request("idle", 0, 0, 1 << 20), 2_000, 1)).await?;
+    let correlation_id = waiter
+        .send(12, &waiting(fetch_request("idle", 0, 0, 1 << 20), 2_000, 1))
+        .await?;
     let mut other = broker.client().await?;
     let started = Instant::now();
     other.call(12, &MetadataRequest::default()).await?;
     produce_ok(&mut other, "idle", 0, batch(0, 1, 1_000, b"x")).await?;
-    assert!(started.elapsed() < Duration::from_millis(1_000), "other connection waited {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(1_000),
+        "other connection waited {:?}",
+        started.elapsed()
+    );
     waiter.receive::<FetchRequest>(12, correlation_id).await?;
     Ok(())
 }
@@ -290,9 +399,15 @@ async fn fetch_beyond_the_end_or_below_the_start_is_offset_out_of_range() -> Res
     assert!(at_end.records.as_ref().is_none_or(Bytes::is_empty));
     for offset in [11, 1_000, -5] {
         for version in [4, 12] {
-            let response = client.call(version, &fetch_request("range", 0, offset, 1 << 20)).await?;
+            let response = client
+                .call(version, &fetch_request("range", 0, offset, 1 << 20))
+                .await?;
             let data = partition(&response, 0)?;
-            assert_eq!(data.error_code.err(), Some(ErrorCode::OffsetOutOfRange), "offset {offset} v{version}");
+            assert_eq!(
+                data.error_code.err(),
+                Some(ErrorCode::OffsetOutOfRange),
+                "offset {offset} v{version}"
+            );
             assert_eq!(data.high_watermark, 10, "offset {offset} v{version}");
         }
     }
@@ -328,7 +443,8 @@ async fn pipelined_requests_on_one_connection_are_answered_in_order() -> Result<
                 frames.push(frame);
             }
             2 => {
-                let request: ProduceRequest = produce_request("pipe", 0, 1, Bytes::from(batch(0, 2, 1_000, b"p")));
+                let request: ProduceRequest =
+                    produce_request("pipe", 0, 1, Bytes::from(batch(0, 2, 1_000, b"p")));
                 let (id, frame) = client.frame(9, &request)?;
                 sent.push(Sent::Produce(id));
                 frames.push(frame);
@@ -336,13 +452,17 @@ async fn pipelined_requests_on_one_connection_are_answered_in_order() -> Result<
             }
             3 => {
                 // Asked after the produce before it: processed in order, it must see its data.
-                let (id, frame) = client.frame(12, &fetch_request("pipe", 0, produced - 2, 1 << 20))?;
+                let (id, frame) =
+                    client.frame(12, &fetch_request("pipe", 0, produced - 2, 1 << 20))?;
                 sent.push(Sent::Fetch(id, Some(produced - 2)));
                 frames.push(frame);
             }
             _ => {
                 // A long poll that has to wait out its max_wait_ms: later answers queue behind it.
-                let (id, frame) = client.frame(12, &waiting(fetch_request("pipe", 0, produced, 1 << 20), 100, 1))?;
+                let (id, frame) = client.frame(
+                    12,
+                    &waiting(fetch_request("pipe", 0, produced, 1 << 20), 100, 1),
+                )?;
                 sent.push(Sent::Fetch(id, None));
                 frames.push(frame);
             }
@@ -352,21 +472,43 @@ async fn pipelined_requests_on_one_connection_are_answered_in_order() -> Result<
     for (i, request) in sent.iter().enumerate() {
         match *request {
             Sent::ApiVersions(id) => {
-                client.receive::<ApiVersionsRequest>(3, id).await.with_context(|| format!("answer {i}"))?;
+                client
+                    .receive::<ApiVersionsRequest>(3, id)
+                    .await
+                    .with_context(|| format!("answer {i}"))?;
             }
             Sent::Metadata(id) => {
-                client.receive::<MetadataRequest>(12, id).await.with_context(|| format!("answer {i}"))?;
+                client
+                    .receive::<MetadataRequest>(12, id)
+                    .await
+                    .with_context(|| format!("answer {i}"))?;
             }
             Sent::Produce(id) => {
-                let response = client.receive::<ProduceRequest>(9, id).await.with_context(|| format!("answer {i}"))?;
-                assert_eq!(response.responses[0].partition_responses[0].error_code.err(), None);
+                let response = client
+                    .receive::<ProduceRequest>(9, id)
+                    .await
+                    .with_context(|| format!("answer {i}"))?;
+                assert_eq!(
+                    response.responses[0].partition_responses[0]
+                        .error_code
+                        .err(),
+                    None
+                );
             }
             Sent::Fetch(id, expect) => {
-                let response = client.receive::<FetchRequest>(12, id).await.with_context(|| format!("answer {i}"))?;
+                let response = client
+                    .receive::<FetchRequest>(12, id)
+                    .await
+                    .with_context(|| format!("answer {i}"))?;
                 let records = partition(&response, 0)?.records.clone().unwrap_or_default();
                 if let Some(offset) = expect {
-                    let header = BatchHeader::parse(&records).map_err(|e| anyhow::anyhow!("answer {i}: {e}"))?;
-                    ensure!(header.base_offset() == offset, "answer {i}: batch at {}", header.base_offset());
+                    let header = BatchHeader::parse(&records)
+                        .map_err(|e| anyhow::anyhow!("answer {i}: {e}"))?;
+                    ensure!(
+                        header.base_offset() == offset,
+                        "answer {i}: batch at {}",
+                        header.base_offset()
+                    );
                 }
             }
         }

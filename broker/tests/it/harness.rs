@@ -29,8 +29,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -257,10 +256,9 @@ impl Client {
         correlation_id: i32,
     ) -> Result<R::Response> {
         let key = ApiKey::try_from(R::KEY).map_err(|_| anyhow!("unknown API key {}", R::KEY))?;
-        let mut frame = self
-            .read_frame()
-            .await?
-            .with_context(|| format!("connection closed instead of a {key:?} v{version} response"))?;
+        let mut frame = self.read_frame().await?.with_context(|| {
+            format!("connection closed instead of a {key:?} v{version} response")
+        })?;
         let header = ResponseHeader::decode(&mut frame, key.response_header_version(version))
             .with_context(|| format!("decode the {key:?} v{version} response header"))?;
         ensure!(
@@ -279,7 +277,11 @@ impl Client {
     }
 
     /// Sends a request and reads its response.
-    pub(crate) async fn call<R: Request>(&mut self, version: i16, request: &R) -> Result<R::Response> {
+    pub(crate) async fn call<R: Request>(
+        &mut self,
+        version: i16,
+        request: &R,
+    ) -> Result<R::Response> {
         let correlation_id = self.send(version, request).await?;
         self.receive::<R>(version, correlation_id).await
     }
@@ -419,12 +421,21 @@ pub(crate) async fn topic_id(client: &mut Client, name: &str) -> Result<Uuid> {
     ]));
     let response = client.call(METADATA_V, &request).await?;
     let found = response.topics.first().context("no topic in Metadata")?;
-    ensure!(found.error_code == 0, "Metadata for {name}: {:?}", found.error_code.err());
+    ensure!(
+        found.error_code == 0,
+        "Metadata for {name}: {:?}",
+        found.error_code.err()
+    );
     Ok(found.topic_id)
 }
 
 /// A produce request of one partition's records.
-pub(crate) fn produce_request(name: &str, partition: i32, acks: i16, records: Bytes) -> ProduceRequest {
+pub(crate) fn produce_request(
+    name: &str,
+    partition: i32,
+    acks: i16,
+    records: Bytes,
+) -> ProduceRequest {
     ProduceRequest::default()
         .with_acks(acks)
         .with_timeout_ms(5_000)
@@ -448,7 +459,11 @@ pub(crate) async fn produce(
 ) -> Result<PartitionProduceResponse> {
     let request = produce_request(name, partition, 1, Bytes::from(records));
     let response = client.call(PRODUCE_V, &request).await?;
-    let topic = response.responses.into_iter().next().context("no topic in Produce")?;
+    let topic = response
+        .responses
+        .into_iter()
+        .next()
+        .context("no topic in Produce")?;
     topic
         .partition_responses
         .into_iter()
@@ -474,7 +489,12 @@ pub(crate) async fn produce_ok(
 }
 
 /// A fetch of one partition by name (versions below 13).
-pub(crate) fn fetch_request(name: &str, partition: i32, offset: i64, partition_max_bytes: i32) -> FetchRequest {
+pub(crate) fn fetch_request(
+    name: &str,
+    partition: i32,
+    offset: i64,
+    partition_max_bytes: i32,
+) -> FetchRequest {
     FetchRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_max_wait_ms(0)
@@ -506,7 +526,11 @@ pub(crate) async fn fetch(
 ) -> Result<PartitionData> {
     let request = fetch_request(name, partition, offset, partition_max_bytes);
     let response = client.call(FETCH_V, &request).await?;
-    ensure!(response.error_code == 0, "fetch failed: {:?}", response.error_code.err());
+    ensure!(
+        response.error_code == 0,
+        "fetch failed: {:?}",
+        response.error_code.err()
+    );
     response
         .responses
         .into_iter()
@@ -609,7 +633,7 @@ pub(crate) fn encoded_batch(count: i32, timestamp: i64, compression: Compression
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i64::from(i),
-            sequence: -1,
+            sequence: i,
             timestamp: timestamp + i64::from(i),
             key: Some(Bytes::from(format!("key-{i}"))),
             value: Some(Bytes::from(format!("value-{i}"))),

@@ -19,9 +19,17 @@ async fn list_offsets_earliest_and_latest_at_v1_and_v8() -> Result<()> {
     create_topic(&mut client, "ends", 1, &[]).await?;
     for version in [1, 8] {
         let empty_start = list_offset(&mut client, version, "ends", 0, EARLIEST).await?;
-        assert_eq!((empty_start.error_code, empty_start.offset), (0, 0), "v{version}");
+        assert_eq!(
+            (empty_start.error_code, empty_start.offset),
+            (0, 0),
+            "v{version}"
+        );
         let empty_end = list_offset(&mut client, version, "ends", 0, LATEST).await?;
-        assert_eq!((empty_end.error_code, empty_end.offset), (0, 0), "v{version}");
+        assert_eq!(
+            (empty_end.error_code, empty_end.offset),
+            (0, 0),
+            "v{version}"
+        );
     }
     produce_ok(&mut client, "ends", 0, batch(0, 4, 1_000, b"x")).await?;
     produce_ok(&mut client, "ends", 0, batch(0, 3, 2_000, b"y")).await?;
@@ -45,7 +53,13 @@ async fn list_offsets_by_timestamp_finds_the_first_record_at_or_after_it() -> Re
     // Offsets 0..5 at 1000..1004, 5..10 at 2000..2004, 10..15 (gzip) at 3000..3004.
     produce_ok(&mut client, "times", 0, batch(0, 5, 1_000, b"a")).await?;
     produce_ok(&mut client, "times", 0, batch(0, 5, 2_000, b"b")).await?;
-    produce_ok(&mut client, "times", 0, encoded_batch(5, 3_000, Compression::Gzip)).await?;
+    produce_ok(
+        &mut client,
+        "times",
+        0,
+        encoded_batch(5, 3_000, Compression::Gzip),
+    )
+    .await?;
     let cases = [
         (0, 0, 1_000),
         (1_000, 0, 1_000),
@@ -60,7 +74,11 @@ async fn list_offsets_by_timestamp_finds_the_first_record_at_or_after_it() -> Re
         for (target, offset, timestamp) in cases {
             let found = list_offset(&mut client, version, "times", 0, target).await?;
             assert_eq!(found.error_code.err(), None, "v{version} target {target}");
-            assert_eq!((found.offset, found.timestamp), (offset, timestamp), "v{version} target {target}");
+            assert_eq!(
+                (found.offset, found.timestamp),
+                (offset, timestamp),
+                "v{version} target {target}"
+            );
         }
     }
     Ok(())
@@ -73,12 +91,20 @@ async fn list_offsets_by_a_timestamp_after_every_record_is_minus_one() -> Result
     create_topic(&mut client, "past", 1, &[]).await?;
     for version in [1, 8] {
         let empty = list_offset(&mut client, version, "past", 0, 5_000).await?;
-        assert_eq!((empty.error_code, empty.offset, empty.timestamp), (0, -1, -1), "v{version} empty");
+        assert_eq!(
+            (empty.error_code, empty.offset, empty.timestamp),
+            (0, -1, -1),
+            "v{version} empty"
+        );
     }
     produce_ok(&mut client, "past", 0, batch(0, 5, 1_000, b"a")).await?;
     for version in [1, 8] {
         let none = list_offset(&mut client, version, "past", 0, 1_005).await?;
-        assert_eq!((none.error_code, none.offset, none.timestamp), (0, -1, -1), "v{version}");
+        assert_eq!(
+            (none.error_code, none.offset, none.timestamp),
+            (0, -1, -1),
+            "v{version}"
+        );
     }
     Ok(())
 }
@@ -107,9 +133,17 @@ async fn list_offsets_of_an_unknown_topic_or_partition_is_an_error() -> Result<(
     create_topic(&mut client, "one", 1, &[]).await?;
     for version in [1, 8] {
         let missing = list_offset(&mut client, version, "none", 0, LATEST).await?;
-        assert_eq!(missing.error_code.err(), Some(ErrorCode::UnknownTopicOrPartition), "v{version}");
+        assert_eq!(
+            missing.error_code.err(),
+            Some(ErrorCode::UnknownTopicOrPartition),
+            "v{version}"
+        );
         let missing = list_offset(&mut client, version, "one", 1, LATEST).await?;
-        assert_eq!(missing.error_code.err(), Some(ErrorCode::UnknownTopicOrPartition), "v{version}");
+        assert_eq!(
+            missing.error_code.err(),
+            Some(ErrorCode::UnknownTopicOrPartition),
+            "v{version}"
+        );
     }
     Ok(())
 }

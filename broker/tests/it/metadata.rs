@@ -21,6 +21,11 @@ fn named(names: &[&str], allow_auto_create: bool) -> MetadataRequest {
         .with_allow_auto_topic_creation(allow_auto_create)
 }
 
+/// All topics: a null list (v1+).
+fn all_topics() -> MetadataRequest {
+    MetadataRequest::default().with_topics(None)
+}
+
 fn find<'a>(response: &'a MetadataResponse, name: &str) -> Option<&'a MetadataResponseTopic> {
     response
         .topics
@@ -29,7 +34,7 @@ fn find<'a>(response: &'a MetadataResponse, name: &str) -> Option<&'a MetadataRe
 }
 
 async fn all_topic_names(client: &mut Client) -> Result<Vec<String>> {
-    let response = client.call(12, &MetadataRequest::default()).await?;
+    let response = client.call(12, &all_topics()).await?;
     let mut names: Vec<String> = response
         .topics
         .iter()
@@ -47,7 +52,7 @@ async fn metadata_lists_all_topics_with_this_broker_leading_every_partition() ->
     create_topic(&mut client, "beta", 1, &[]).await?;
     // v1: all topics is a null list; v12: the same, flexible encoding.
     for version in [1, 12] {
-        let response = client.call(version, &MetadataRequest::default()).await?;
+        let response = client.call(version, &all_topics()).await?;
         assert_eq!(response.brokers.len(), 1, "v{version}");
         let me = &response.brokers[0];
         assert_eq!(me.node_id, BrokerId(7), "v{version}");
@@ -98,7 +103,9 @@ async fn metadata_for_named_topics_returns_only_those() -> Result<()> {
     }
     for version in [1, 12] {
         // Before v4 the request cannot refuse auto-creation; these topics exist anyway.
-        let response = client.call(version, &named(&["two", "three"], version < 4)).await?;
+        let response = client
+            .call(version, &named(&["two", "three"], version < 4))
+            .await?;
         let mut names: Vec<&str> = response
             .topics
             .iter()
@@ -123,7 +130,10 @@ async fn metadata_auto_creates_a_requested_topic_with_num_partitions() -> Result
     assert!(broker.partition_dir("auto", 2).is_dir());
     // Asking again describes the same topic, it does not create another.
     let again = client.call(12, &named(&["auto"], true)).await?;
-    assert_eq!(find(&again, "auto").context("auto")?.topic_id, auto.topic_id);
+    assert_eq!(
+        find(&again, "auto").context("auto")?.topic_id,
+        auto.topic_id
+    );
     Ok(())
 }
 
@@ -133,7 +143,13 @@ async fn metadata_v1_auto_creates_because_old_clients_cannot_opt_out() -> Result
     let mut client = broker.client().await?;
     // v1 has no allow_auto_topic_creation field: creation is always allowed.
     let response = client.call(1, &named(&["legacy"], true)).await?;
-    assert_eq!(find(&response, "legacy").context("legacy")?.error_code.err(), None);
+    assert_eq!(
+        find(&response, "legacy")
+            .context("legacy")?
+            .error_code
+            .err(),
+        None
+    );
     assert_eq!(all_topic_names(&mut client).await?, ["legacy"]);
     Ok(())
 }
@@ -144,7 +160,10 @@ async fn metadata_without_client_permission_does_not_auto_create() -> Result<()>
     let mut client = broker.client().await?;
     let response = client.call(12, &named(&["nope"], false)).await?;
     let nope = find(&response, "nope").context("nope in response")?;
-    assert_eq!(nope.error_code.err(), Some(ErrorCode::UnknownTopicOrPartition));
+    assert_eq!(
+        nope.error_code.err(),
+        Some(ErrorCode::UnknownTopicOrPartition)
+    );
     assert!(all_topic_names(&mut client).await?.is_empty());
     assert!(!broker.partition_dir("nope", 0).exists());
     Ok(())
@@ -193,19 +212,31 @@ async fn metadata_reports_topic_ids_from_v10_and_looks_topics_up_by_id() -> Resu
     assert_ne!(id, Uuid::nil());
     for version in [10, 12, 13] {
         let response = client.call(version, &named(&["ids"], false)).await?;
-        assert_eq!(find(&response, "ids").context("ids")?.topic_id, id, "v{version}");
+        assert_eq!(
+            find(&response, "ids").context("ids")?.topic_id,
+            id,
+            "v{version}"
+        );
     }
     let v9 = client.call(9, &named(&["ids"], false)).await?;
-    assert_eq!(find(&v9, "ids").context("ids")?.topic_id, Uuid::nil(), "v9 has no ids");
+    assert_eq!(
+        find(&v9, "ids").context("ids")?.topic_id,
+        Uuid::nil(),
+        "v9 has no ids"
+    );
     let by_id = MetadataRequest::default().with_topics(Some(vec![
-        MetadataRequestTopic::default().with_topic_id(id),
+        MetadataRequestTopic::default()
+            .with_name(None)
+            .with_topic_id(id),
     ]));
     let response = client.call(12, &by_id).await?;
     let found = response.topics.first().context("a topic")?;
     assert_eq!(found.error_code.err(), None);
     assert_eq!(found.name.as_ref().map(|n| n.0.as_str()), Some("ids"));
     let unknown = MetadataRequest::default().with_topics(Some(vec![
-        MetadataRequestTopic::default().with_topic_id(Uuid::new_v4()),
+        MetadataRequestTopic::default()
+            .with_name(None)
+            .with_topic_id(Uuid::new_v4()),
     ]));
     let response = client.call(12, &unknown).await?;
     assert_eq!(
@@ -221,7 +252,7 @@ async fn metadata_cluster_id_is_stable_across_restarts() -> Result<()> {
     let first = broker
         .client()
         .await?
-        .call(12, &MetadataRequest::default())
+        .call(12, &all_topics())
         .await?
         .cluster_id
         .context("cluster id at v12")?;
@@ -230,7 +261,7 @@ async fn metadata_cluster_id_is_stable_across_restarts() -> Result<()> {
     let second = broker
         .client()
         .await?
-        .call(2, &MetadataRequest::default())
+        .call(2, &all_topics())
         .await?
         .cluster_id
         .context("cluster id at v2")?;

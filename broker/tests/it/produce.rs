@@ -12,22 +12,32 @@ use kafka_protocol::records::Compression;
 use uuid::Uuid;
 
 use crate::harness::{
-    LIST_OFFSETS_V, TestBroker, create_topic, decode, encoded_batch, fetch, fetch_all,
-    list_offset, now_ms, produce, produce_ok, produce_request, split_batches, topic,
+    LIST_OFFSETS_V, TestBroker, create_topic, decode, encoded_batch, fetch, fetch_all, list_offset,
+    now_ms, produce, produce_ok, produce_request, split_batches, topic,
 };
 
 /// The log end offset, by ListOffsets LATEST.
 async fn log_end(client: &mut crate::harness::Client, name: &str, partition: i32) -> Result<i64> {
-    Ok(list_offset(client, LIST_OFFSETS_V, name, partition, -1).await?.offset)
+    Ok(list_offset(client, LIST_OFFSETS_V, name, partition, -1)
+        .await?
+        .offset)
 }
 
 /// The stored batch equals the sent one but for the base offset and leader epoch the broker
 /// writes (neither is covered by the CRC).
 pub(crate) fn assert_stored_as_sent(stored: &[u8], sent: &[u8], base_offset: i64) {
     assert_eq!(stored.len(), sent.len(), "stored batch length");
-    assert_eq!(stored[..8], base_offset.to_be_bytes(), "base offset written into the header");
+    assert_eq!(
+        stored[..8],
+        base_offset.to_be_bytes(),
+        "base offset written into the header"
+    );
     assert_eq!(stored[8..12], sent[8..12], "batch length");
-    assert_eq!(stored[16..], sent[16..], "magic, CRC, attributes and records as sent");
+    assert_eq!(
+        stored[16..],
+        sent[16..],
+        "magic, CRC, attributes and records as sent"
+    );
 }
 
 #[tokio::test]
@@ -35,16 +45,38 @@ async fn produce_assigns_consecutive_offsets_per_partition_across_requests() -> 
     let broker = TestBroker::start().await?;
     let mut client = broker.client().await?;
     create_topic(&mut client, "offsets", 2, &[]).await?;
-    assert_eq!(produce_ok(&mut client, "offsets", 0, batch(0, 3, 1_000, b"a")).await?, 0);
-    assert_eq!(produce_ok(&mut client, "offsets", 0, batch(0, 2, 1_000, b"b")).await?, 3);
-    assert_eq!(produce_ok(&mut client, "offsets", 1, batch(0, 4, 1_000, b"c")).await?, 0);
+    assert_eq!(
+        produce_ok(&mut client, "offsets", 0, batch(0, 3, 1_000, b"a")).await?,
+        0
+    );
+    assert_eq!(
+        produce_ok(&mut client, "offsets", 0, batch(0, 2, 1_000, b"b")).await?,
+        3
+    );
+    assert_eq!(
+        produce_ok(&mut client, "offsets", 1, batch(0, 4, 1_000, b"c")).await?,
+        0
+    );
     // Producers send base offset 0; a non-zero base offset is overwritten too.
-    assert_eq!(produce_ok(&mut client, "offsets", 0, batch(77, 1, 1_000, b"d")).await?, 5);
-    assert_eq!(produce_ok(&mut client, "offsets", 1, batch(0, 1, 1_000, b"e")).await?, 4);
+    assert_eq!(
+        produce_ok(&mut client, "offsets", 0, batch(77, 1, 1_000, b"d")).await?,
+        5
+    );
+    assert_eq!(
+        produce_ok(&mut client, "offsets", 1, batch(0, 1, 1_000, b"e")).await?,
+        4
+    );
     // A second connection sees the same sequence.
     let mut other = broker.client().await?;
-    assert_eq!(produce_ok(&mut other, "offsets", 0, batch(0, 1, 1_000, b"f")).await?, 6);
-    let offsets: Vec<i64> = fetch_all(&mut client, "offsets", 0, 0).await?.iter().map(|r| r.offset).collect();
+    assert_eq!(
+        produce_ok(&mut other, "offsets", 0, batch(0, 1, 1_000, b"f")).await?,
+        6
+    );
+    let offsets: Vec<i64> = fetch_all(&mut client, "offsets", 0, 0)
+        .await?
+        .iter()
+        .map(|r| r.offset)
+        .collect();
     assert_eq!(offsets, (0..7).collect::<Vec<_>>());
     assert_eq!(log_end(&mut client, "offsets", 1).await?, 5);
     Ok(())
@@ -59,14 +91,31 @@ async fn produce_to_two_partitions_in_one_request_answers_each() -> Result<()> {
     let request = ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(5_000)
-        .with_topic_data(vec![TopicProduceData::default().with_name(topic("pair")).with_partition_data(vec![
-            PartitionProduceData::default().with_index(0).with_records(Some(Bytes::from(batch(0, 3, 1_000, b"p0")))),
-            PartitionProduceData::default().with_index(1).with_records(Some(Bytes::from(batch(0, 3, 1_000, b"p1")))),
-        ])]);
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(topic("pair"))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(Bytes::from(batch(0, 3, 1_000, b"p0")))),
+                    PartitionProduceData::default()
+                        .with_index(1)
+                        .with_records(Some(Bytes::from(batch(0, 3, 1_000, b"p1")))),
+                ]),
+        ]);
     let response = client.call(9, &request).await?;
-    let partitions = &response.responses.first().context("a topic")?.partition_responses;
+    let partitions = &response
+        .responses
+        .first()
+        .context("a topic")?
+        .partition_responses;
     assert_eq!(partitions.len(), 2);
-    let base = |i: i32| partitions.iter().find(|p| p.index == i).map(|p| (p.error_code, p.base_offset));
+    let base = |i: i32| {
+        partitions
+            .iter()
+            .find(|p| p.index == i)
+            .map(|p| (p.error_code, p.base_offset))
+    };
     assert_eq!(base(0), Some((0, 0)));
     assert_eq!(base(1), Some((0, 2)));
     Ok(())
@@ -77,16 +126,27 @@ async fn produce_v3_and_v13_by_topic_id_both_append() -> Result<()> {
     let broker = TestBroker::start().await?;
     let mut client = broker.client().await?;
     let id = create_topic(&mut client, "versions", 1, &[]).await?;
-    let v3 = client.call(3, &produce_request("versions", 0, 1, Bytes::from(batch(0, 2, 1_000, b"v3")))).await?;
+    let v3 = client
+        .call(
+            3,
+            &produce_request("versions", 0, 1, Bytes::from(batch(0, 2, 1_000, b"v3"))),
+        )
+        .await?;
     let p = &v3.responses.first().context("a topic")?.partition_responses[0];
     assert_eq!((p.error_code, p.base_offset), (0, 0));
     assert_eq!(v3.responses[0].name.0.as_str(), "versions");
     let by_id = ProduceRequest::default()
         .with_acks(1)
         .with_timeout_ms(5_000)
-        .with_topic_data(vec![TopicProduceData::default().with_topic_id(id).with_partition_data(vec![
-            PartitionProduceData::default().with_index(0).with_records(Some(Bytes::from(batch(0, 3, 1_000, b"v13")))),
-        ])]);
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_topic_id(id)
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(Bytes::from(batch(0, 3, 1_000, b"v13")))),
+                ]),
+        ]);
     let v13: ProduceResponse = client.call(13, &by_id).await?;
     let topic_response = v13.responses.first().context("a topic")?;
     assert_eq!(topic_response.topic_id, id);
@@ -104,11 +164,21 @@ async fn produce_v13_to_an_unknown_topic_id_is_unknown_topic_id() -> Result<()> 
     let request = ProduceRequest::default()
         .with_acks(1)
         .with_timeout_ms(5_000)
-        .with_topic_data(vec![TopicProduceData::default().with_topic_id(Uuid::new_v4()).with_partition_data(vec![
-            PartitionProduceData::default().with_index(0).with_records(Some(Bytes::from(batch(0, 1, 1_000, b"x")))),
-        ])]);
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_topic_id(Uuid::new_v4())
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(Bytes::from(batch(0, 1, 1_000, b"x")))),
+                ]),
+        ]);
     let response = client.call(13, &request).await?;
-    let p = &response.responses.first().context("a topic")?.partition_responses[0];
+    let p = &response
+        .responses
+        .first()
+        .context("a topic")?
+        .partition_responses[0];
     assert_eq!(p.error_code.err(), Some(ErrorCode::UnknownTopicId));
     Ok(())
 }
@@ -119,11 +189,18 @@ async fn produce_with_acks_zero_gets_no_response_but_lands() -> Result<()> {
     let mut client = broker.client().await?;
     create_topic(&mut client, "fire", 1, &[]).await?;
     for _ in 0..3 {
-        client.send(9, &produce_request("fire", 0, 0, Bytes::from(batch(0, 2, 1_000, b"x")))).await?;
+        client
+            .send(
+                9,
+                &produce_request("fire", 0, 0, Bytes::from(batch(0, 2, 1_000, b"x"))),
+            )
+            .await?;
     }
     // The next request on the connection gets the next response: nothing was sent for acks=0.
     let correlation_id = client.send(3, &ApiVersionsRequest::default()).await?;
-    let answer = client.receive::<ApiVersionsRequest>(3, correlation_id).await?;
+    let answer = client
+        .receive::<ApiVersionsRequest>(3, correlation_id)
+        .await?;
     assert_eq!(answer.error_code.err(), None);
     assert_eq!(log_end(&mut client, "fire", 0).await?, 6);
     assert_eq!(fetch_all(&mut client, "fire", 0, 0).await?.len(), 6);
@@ -135,7 +212,12 @@ async fn produce_with_acks_all_is_acknowledged() -> Result<()> {
     let broker = TestBroker::start().await?;
     let mut client = broker.client().await?;
     create_topic(&mut client, "all", 1, &[]).await?;
-    let response = client.call(9, &produce_request("all", 0, -1, Bytes::from(batch(0, 2, 1_000, b"x")))).await?;
+    let response = client
+        .call(
+            9,
+            &produce_request("all", 0, -1, Bytes::from(batch(0, 2, 1_000, b"x"))),
+        )
+        .await?;
     let p = &response.responses[0].partition_responses[0];
     assert_eq!((p.error_code, p.base_offset), (0, 0));
     Ok(())
@@ -147,9 +229,18 @@ async fn produce_with_acks_two_is_invalid_required_acks_and_appends_nothing() ->
     let mut client = broker.client().await?;
     create_topic(&mut client, "acks", 1, &[]).await?;
     for acks in [2, -2] {
-        let response = client.call(9, &produce_request("acks", 0, acks, Bytes::from(batch(0, 2, 1_000, b"x")))).await?;
+        let response = client
+            .call(
+                9,
+                &produce_request("acks", 0, acks, Bytes::from(batch(0, 2, 1_000, b"x"))),
+            )
+            .await?;
         let p = &response.responses[0].partition_responses[0];
-        assert_eq!(p.error_code.err(), Some(ErrorCode::InvalidRequiredAcks), "acks={acks}");
+        assert_eq!(
+            p.error_code.err(),
+            Some(ErrorCode::InvalidRequiredAcks),
+            "acks={acks}"
+        );
     }
     assert_eq!(log_end(&mut client, "acks", 0).await?, 0);
     Ok(())
@@ -164,15 +255,33 @@ async fn produce_with_a_bad_crc_is_corrupt_message_and_appends_nothing() -> Resu
     let last = bad.len() - 2;
     bad[last] ^= 0x55;
     for version in [3, 9] {
-        let response = client.call(version, &produce_request("crc", 0, 1, Bytes::from(bad.clone()))).await?;
+        let response = client
+            .call(
+                version,
+                &produce_request("crc", 0, 1, Bytes::from(bad.clone())),
+            )
+            .await?;
         let p = &response.responses[0].partition_responses[0];
-        assert_eq!(p.error_code.err(), Some(ErrorCode::CorruptMessage), "v{version}");
+        assert_eq!(
+            p.error_code.err(),
+            Some(ErrorCode::CorruptMessage),
+            "v{version}"
+        );
         assert_eq!(p.error_code, 2);
     }
     assert_eq!(log_end(&mut client, "crc", 0).await?, 0);
-    assert!(fetch(&mut client, "crc", 0, 0, 1 << 20).await?.records.unwrap_or_default().is_empty());
+    assert!(
+        fetch(&mut client, "crc", 0, 0, 1 << 20)
+            .await?
+            .records
+            .unwrap_or_default()
+            .is_empty()
+    );
     // A good batch afterwards gets offset 0.
-    assert_eq!(produce_ok(&mut client, "crc", 0, batch(0, 1, 1_000, b"ok")).await?, 0);
+    assert_eq!(
+        produce_ok(&mut client, "crc", 0, batch(0, 1, 1_000, b"ok")).await?,
+        0
+    );
     Ok(())
 }
 
@@ -185,8 +294,14 @@ async fn produce_of_a_truncated_or_non_v2_batch_is_rejected_and_appends_nothing(
     let truncated = good[..good.len() - 5].to_vec();
     let mut magic1 = good.clone();
     magic1[16] = 1;
-    for (what, records) in [("truncated", truncated), ("magic 1", magic1), ("garbage", vec![7u8; 80])] {
-        let response = client.call(9, &produce_request("shape", 0, 1, Bytes::from(records))).await?;
+    for (what, records) in [
+        ("truncated", truncated),
+        ("magic 1", magic1),
+        ("garbage", vec![7u8; 80]),
+    ] {
+        let response = client
+            .call(9, &produce_request("shape", 0, 1, Bytes::from(records)))
+            .await?;
         let p = &response.responses[0].partition_responses[0];
         assert!(p.error_code != 0, "{what} was accepted");
         assert_eq!(p.base_offset, -1, "{what}");
@@ -227,15 +342,29 @@ async fn produce_to_an_unknown_topic_or_partition_is_rejected_without_creating_i
     let mut client = broker.client().await?;
     create_topic(&mut client, "known", 2, &[]).await?;
     for version in [3, 9, 12] {
-        let response = client.call(version, &produce_request("unknown", 0, 1, Bytes::from(batch(0, 1, 1_000, b"x")))).await?;
+        let response = client
+            .call(
+                version,
+                &produce_request("unknown", 0, 1, Bytes::from(batch(0, 1, 1_000, b"x"))),
+            )
+            .await?;
         assert_eq!(
-            response.responses[0].partition_responses[0].error_code.err(),
+            response.responses[0].partition_responses[0]
+                .error_code
+                .err(),
             Some(ErrorCode::UnknownTopicOrPartition),
             "v{version}"
         );
-        let response = client.call(version, &produce_request("known", 2, 1, Bytes::from(batch(0, 1, 1_000, b"x")))).await?;
+        let response = client
+            .call(
+                version,
+                &produce_request("known", 2, 1, Bytes::from(batch(0, 1, 1_000, b"x"))),
+            )
+            .await?;
         assert_eq!(
-            response.responses[0].partition_responses[0].error_code.err(),
+            response.responses[0].partition_responses[0]
+                .error_code
+                .err(),
             Some(ErrorCode::UnknownTopicOrPartition),
             "v{version}, partition 2"
         );
@@ -248,22 +377,37 @@ async fn produce_to_an_unknown_topic_or_partition_is_rejected_without_creating_i
 async fn produce_to_a_log_append_time_topic_stamps_the_broker_time() -> Result<()> {
     let broker = TestBroker::start().await?;
     let mut client = broker.client().await?;
-    create_topic(&mut client, "stamped", 1, &[("message.timestamp.type", "LogAppendTime")]).await?;
+    create_topic(
+        &mut client,
+        "stamped",
+        1,
+        &[("message.timestamp.type", "LogAppendTime")],
+    )
+    .await?;
     create_topic(&mut client, "created", 1, &[]).await?;
     let before = now_ms();
     let response = produce(&mut client, "stamped", 0, batch(0, 3, 1_000, b"x")).await?;
     let after = now_ms();
     assert_eq!(response.error_code.err(), None);
     let stamped = response.log_append_time_ms;
-    assert!((before..=after).contains(&stamped), "log_append_time_ms {stamped} not in [{before}, {after}]");
-    let stored = fetch(&mut client, "stamped", 0, 0, 1 << 20).await?.records.context("records")?;
+    assert!(
+        (before..=after).contains(&stamped),
+        "log_append_time_ms {stamped} not in [{before}, {after}]"
+    );
+    let stored = fetch(&mut client, "stamped", 0, 0, 1 << 20)
+        .await?
+        .records
+        .context("records")?;
     let header = validate(&stored).map_err(|e| anyhow::anyhow!("stored batch invalid: {e}"))?;
     assert!(header.is_log_append_time(), "timestamp type bit set");
     assert_eq!(header.max_timestamp(), stamped);
     // CreateTime topics answer -1 and keep the producer's timestamps.
     let response = produce(&mut client, "created", 0, batch(0, 3, 1_000, b"x")).await?;
     assert_eq!(response.log_append_time_ms, -1);
-    let stored = fetch(&mut client, "created", 0, 0, 1 << 20).await?.records.context("records")?;
+    let stored = fetch(&mut client, "created", 0, 0, 1 << 20)
+        .await?
+        .records
+        .context("records")?;
     let header = BatchHeader::parse(&stored).map_err(|e| anyhow::anyhow!("{e}"))?;
     assert!(!header.is_log_append_time());
     assert_eq!(header.max_timestamp(), 1_002);
@@ -276,17 +420,29 @@ async fn compressed_batches_are_stored_and_served_as_sent() -> Result<()> {
     let mut client = broker.client().await?;
     create_topic(&mut client, "codecs", 1, &[]).await?;
     let mut next = 0;
-    for compression in [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+    for compression in [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
         let sent = encoded_batch(20, 5_000, compression);
         let base = produce_ok(&mut client, "codecs", 0, sent.clone()).await?;
         assert_eq!(base, next, "{compression:?}");
-        let stored = fetch(&mut client, "codecs", 0, base, 1).await?.records.context("records")?;
+        let stored = fetch(&mut client, "codecs", 0, base, 1)
+            .await?
+            .records
+            .context("records")?;
         assert_stored_as_sent(&stored, &sent, base);
         let records = decode(stored)?;
         assert_eq!(records.len(), 20, "{compression:?}");
         for (i, record) in records.iter().enumerate() {
             assert_eq!(record.offset, base + i as i64);
-            assert_eq!(record.value.as_deref(), Some(format!("value-{i}").as_bytes()));
+            assert_eq!(
+                record.value.as_deref(),
+                Some(format!("value-{i}").as_bytes())
+            );
         }
         next += 20;
     }
@@ -298,8 +454,20 @@ async fn a_topic_compression_type_recompresses_batches_on_append() -> Result<()>
     let broker = TestBroker::start().await?;
     let mut client = broker.client().await?;
     create_topic(&mut client, "gzipped", 1, &[("compression.type", "gzip")]).await?;
-    produce_ok(&mut client, "gzipped", 0, encoded_batch(10, 5_000, Compression::None)).await?;
-    produce_ok(&mut client, "gzipped", 0, encoded_batch(10, 6_000, Compression::Lz4)).await?;
+    produce_ok(
+        &mut client,
+        "gzipped",
+        0,
+        encoded_batch(10, 5_000, Compression::None),
+    )
+    .await?;
+    produce_ok(
+        &mut client,
+        "gzipped",
+        0,
+        encoded_batch(10, 6_000, Compression::Lz4),
+    )
+    .await?;
     let data = fetch(&mut client, "gzipped", 0, 0, 1 << 20).await?;
     let stored = data.records.context("records")?;
     let batches = split_batches(&stored)?;
