@@ -256,3 +256,18 @@ async fn random_bytes_close_the_connection_and_nothing_else() -> Result<()> {
     }
     still_serving(&broker, &mut bystander).await
 }
+
+#[tokio::test]
+async fn a_frame_exactly_at_socket_request_max_bytes_is_served() -> Result<()> {
+    let (broker, mut bystander) = setup(&[("socket.request.max.bytes", "2048")]).await?;
+    let mut client = broker.client().await?;
+    let (id, frame) = client.frame(3, &ApiVersionsRequest::default())?;
+    // Pad the body with zeros (bytes after a body are ignored) up to exactly the limit.
+    let mut padded = frame.to_vec();
+    padded.resize(4 + 2048, 0);
+    padded[..4].copy_from_slice(&2048i32.to_be_bytes());
+    client.send_raw(&padded).await?;
+    let answer = client.receive::<ApiVersionsRequest>(3, id).await?;
+    assert_eq!(answer.error_code.err(), None);
+    still_serving(&broker, &mut bystander).await
+}

@@ -3,10 +3,10 @@
 use anyhow::{Context, Result};
 use fjord_protocol::ErrorCode;
 use kafka_protocol::error::ParseResponseErrorCode;
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::{CreateTopicsRequest, MetadataRequest};
+use kafka_protocol::messages::{BrokerId, CreateTopicsRequest, MetadataRequest};
 use uuid::Uuid;
 
 use crate::harness::{Client, TestBroker, creatable, create_topic, produce_ok, topic};
@@ -317,5 +317,37 @@ async fn created_topics_survive_a_restart_with_their_ids_and_configs() -> Result
         results.first().context("a result")?.error_code.err(),
         Some(ErrorCode::TopicAlreadyExists)
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn create_topics_with_replica_assignments_to_this_broker_only() -> Result<()> {
+    let broker = TestBroker::start().await?;
+    let mut client = broker.client().await?;
+    let assign = |brokers: &[i32]| {
+        (0..3)
+            .map(|p| {
+                CreatableReplicaAssignment::default()
+                    .with_partition_index(p)
+                    .with_broker_ids(brokers.iter().map(|b| BrokerId(*b)).collect())
+            })
+            .collect::<Vec<_>>()
+    };
+    let mine = creatable("assigned", -1, &[])
+        .with_replication_factor(-1)
+        .with_assignments(assign(&[1]));
+    let results = create(&mut client, 7, vec![mine], false).await?;
+    let result = results.first().context("a result")?;
+    assert_eq!(result.error_code.err(), None, "{:?}", result.error_message);
+    assert_eq!(partition_count(&mut client, "assigned").await?, Some(3));
+    let elsewhere = creatable("elsewhere", -1, &[])
+        .with_replication_factor(-1)
+        .with_assignments(assign(&[2]));
+    let results = create(&mut client, 7, vec![elsewhere], false).await?;
+    assert_eq!(
+        results.first().context("a result")?.error_code.err(),
+        Some(ErrorCode::InvalidReplicaAssignment)
+    );
+    assert_eq!(partition_count(&mut client, "elsewhere").await?, None);
     Ok(())
 }

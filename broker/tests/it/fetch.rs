@@ -418,7 +418,7 @@ async fn fetch_beyond_the_end_or_below_the_start_is_offset_out_of_range() -> Res
 enum Sent {
     ApiVersions(i32),
     Metadata(i32),
-    Produce(i32),
+    Produce(i32, i64),
     Fetch(i32, Option<i64>),
 }
 
@@ -443,10 +443,15 @@ async fn pipelined_requests_on_one_connection_are_answered_in_order() -> Result<
                 frames.push(frame);
             }
             2 => {
+                // An acks=0 produce (no answer), then an acknowledged one.
+                let silent: ProduceRequest =
+                    produce_request("pipe", 0, 0, Bytes::from(batch(0, 1, 1_000, b"s")));
+                frames.push(client.frame(9, &silent)?.1);
+                produced += 1;
                 let request: ProduceRequest =
                     produce_request("pipe", 0, 1, Bytes::from(batch(0, 2, 1_000, b"p")));
                 let (id, frame) = client.frame(9, &request)?;
-                sent.push(Sent::Produce(id));
+                sent.push(Sent::Produce(id, produced));
                 frames.push(frame);
                 produced += 2;
             }
@@ -483,17 +488,13 @@ async fn pipelined_requests_on_one_connection_are_answered_in_order() -> Result<
                     .await
                     .with_context(|| format!("answer {i}"))?;
             }
-            Sent::Produce(id) => {
+            Sent::Produce(id, base) => {
                 let response = client
                     .receive::<ProduceRequest>(9, id)
                     .await
                     .with_context(|| format!("answer {i}"))?;
-                assert_eq!(
-                    response.responses[0].partition_responses[0]
-                        .error_code
-                        .err(),
-                    None
-                );
+                let p = &response.responses[0].partition_responses[0];
+                assert_eq!((p.error_code, p.base_offset), (0, base), "answer {i}");
             }
             Sent::Fetch(id, expect) => {
                 let response = client
@@ -513,5 +514,58 @@ async fn pipelined_requests_on_one_connection_are_answered_in_order() -> Result<
             }
         }
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn long_poll_fetch_is_answered_as_soon_as_min_bytes_accumulate() -> Result<()> {
+    let broker = TestBroker::start().await?;
+    let mut producer = broker.client().await?;
+    create_topic(&mut producer, "accumulate", 1, &[]).await?;
+    let mut consumer = broker.client().await?;
+    let correlation_id = consumer
+        .send(
+            12,
+            &waiting(fetch_request("accumulate", 0, 0, 1 << 20), 5_000, 1_000),
+        )
+        .await?;
+    produce_ok(
+        &mut producer,
+        "accumulate",
+        0,
+        batch(0, 1, 1_000, &[1u8; 100]),
+    )
+    .await?;
+    assert!(
+        consumer
+            .read_frame_within(Duration::from_millis(300))
+            .await?
+            .is_none(),
+        "answered before min_bytes were there"
+    );
+    let produced_at = Instant::now();
+    produce_ok(
+        &mut producer,
+        "accumulate",
+        0,
+        batch(0, 1, 1_000, &[2u8; 1_000]),
+    )
+    .await?;
+    let response = consumer.receive::<FetchRequest>(12, correlation_id).await?;
+    assert!(
+        produced_at.elapsed() < Duration::from_secs(1),
+        "answered {:?} after min_bytes were met",
+        produced_at.elapsed()
+    );
+    assert_eq!(
+        decode(
+            partition(&response, 0)?
+                .records
+                .clone()
+                .context("records")?
+        )?
+        .len(),
+        2
+    );
     Ok(())
 }

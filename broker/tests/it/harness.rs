@@ -354,21 +354,17 @@ impl Client {
 
     /// Asserts that the broker closes this connection without answering.
     pub(crate) async fn expect_closed(&mut self) -> Result<()> {
-        let read = async {
-            let mut buf = [0u8; 1024];
-            loop {
-                match self.stream.read(&mut buf).await {
-                    Ok(0) => return Ok(()),
-                    Ok(n) => bail!("expected the connection to close, got {n} bytes"),
-                    // A reset (unread bytes left in the broker's socket) is a close too.
-                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(()),
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        };
-        tokio::time::timeout(IO_TIMEOUT, read)
+        let mut buf = [0u8; 1024];
+        let read = tokio::time::timeout(IO_TIMEOUT, self.stream.read(&mut buf))
             .await
-            .context("the broker kept the connection open")?
+            .context("the broker kept the connection open")?;
+        match read {
+            Ok(0) => Ok(()),
+            Ok(n) => bail!("expected the connection to close, got {n} bytes"),
+            // A reset (unread bytes left in the broker's socket) is a close too.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

@@ -4,9 +4,13 @@ use anyhow::Result;
 use fjord_protocol::ErrorCode;
 use fjord_protocol::batch::testing::batch;
 use kafka_protocol::error::ParseResponseErrorCode;
+use kafka_protocol::messages::DeleteRecordsRequest;
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
 use kafka_protocol::records::Compression;
 
-use crate::harness::{TestBroker, create_topic, encoded_batch, list_offset, produce_ok};
+use crate::harness::{TestBroker, create_topic, encoded_batch, list_offset, produce_ok, topic};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -145,5 +149,44 @@ async fn list_offsets_of_an_unknown_topic_or_partition_is_an_error() -> Result<(
             "v{version}"
         );
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn list_offsets_by_timestamp_never_answers_below_the_log_start_offset() -> Result<()> {
+    let broker = TestBroker::start().await?;
+    let mut client = broker.client().await?;
+    create_topic(&mut client, "trimmed", 1, &[]).await?;
+    produce_ok(&mut client, "trimmed", 0, batch(0, 5, 1_000, b"a")).await?;
+    produce_ok(&mut client, "trimmed", 0, batch(0, 5, 2_000, b"b")).await?;
+    let request = DeleteRecordsRequest::default().with_topics(vec![
+        DeleteRecordsTopic::default()
+            .with_name(topic("trimmed"))
+            .with_partitions(vec![
+                DeleteRecordsPartition::default()
+                    .with_partition_index(0)
+                    .with_offset(7),
+            ]),
+    ]);
+    client.call(2, &request).await?;
+    for (target, offset, timestamp) in [
+        (0, 7, 2_002),
+        (1_004, 7, 2_002),
+        (2_001, 7, 2_002),
+        (2_003, 8, 2_003),
+    ] {
+        let found = list_offset(&mut client, 8, "trimmed", 0, target).await?;
+        assert_eq!(
+            (found.offset, found.timestamp),
+            (offset, timestamp),
+            "target {target}"
+        );
+    }
+    assert_eq!(
+        list_offset(&mut client, 8, "trimmed", 0, EARLIEST)
+            .await?
+            .offset,
+        7
+    );
     Ok(())
 }

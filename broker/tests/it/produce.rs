@@ -482,3 +482,38 @@ async fn a_topic_compression_type_recompresses_batches_on_append() -> Result<()>
     assert_eq!(records[13].value.as_deref(), Some(&b"value-3"[..]));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_producers_get_distinct_consecutive_offsets() -> Result<()> {
+    let broker = TestBroker::start().await?;
+    let mut client = broker.client().await?;
+    create_topic(&mut client, "busy", 1, &[]).await?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for producer in 0..8u8 {
+        let mut client = broker.client().await?;
+        tasks.spawn(async move {
+            let mut bases = Vec::new();
+            for _ in 0..25 {
+                bases.push(
+                    produce_ok(&mut client, "busy", 0, batch(0, 2, 1_000, &[producer; 20])).await?,
+                );
+            }
+            anyhow::Ok(bases)
+        });
+    }
+    let mut bases = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        bases.extend(joined??);
+    }
+    bases.sort_unstable();
+    assert_eq!(bases, (0..200).map(|i| 2 * i).collect::<Vec<i64>>());
+    let records = fetch_all(&mut client, "busy", 0, 0).await?;
+    assert_eq!(records.len(), 400);
+    for pair in records.chunks(2) {
+        assert_eq!(
+            pair[0].value, pair[1].value,
+            "a batch's records stay together"
+        );
+    }
+    Ok(())
+}
