@@ -77,6 +77,10 @@ async fn fetch_returns_exactly_the_produced_bytes_at_v4_v12_and_by_topic_id() ->
     let mut client = broker.client().await?;
     let id = create_topic(&mut client, "exact", 1, &[]).await?;
     let sent = fill(&mut client, "exact", 0, 3, 4, 32).await?;
+    let metadata = client
+        .call(12, &MetadataRequest::default().with_topics(None))
+        .await?;
+    let leader_epoch = metadata.topics[0].partitions[0].leader_epoch;
     for version in [4, 5, 11, 12] {
         let response = client
             .call(version, &fetch_request("exact", 0, 0, 1 << 20))
@@ -96,6 +100,12 @@ async fn fetch_returns_exactly_the_produced_bytes_at_v4_v12_and_by_topic_id() ->
         assert_eq!(batches.len(), 3, "v{version}");
         for (i, (stored, sent)) in batches.iter().zip(&sent).enumerate() {
             assert_stored_as_sent(stored, sent, 4 * i as i64);
+            let header = BatchHeader::parse(stored).map_err(|e| anyhow::anyhow!("{e}"))?;
+            assert_eq!(
+                header.partition_leader_epoch(),
+                leader_epoch,
+                "the leader epoch is stamped"
+            );
         }
     }
     for version in [13, 16, 18] {

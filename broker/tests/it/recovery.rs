@@ -236,6 +236,13 @@ async fn assert_reads_are_correct(broker: &TestBroker, name: &str) -> Result<()>
 }
 
 #[tokio::test]
+async fn a_multi_segment_log_reads_correctly_after_a_clean_restart() -> Result<()> {
+    let mut broker = sealed_segments("control").await?;
+    broker.start_again().await?;
+    assert_reads_are_correct(&broker, "control").await
+}
+
+#[tokio::test]
 async fn a_garbage_index_of_a_sealed_segment_is_rebuilt() -> Result<()> {
     let mut broker = sealed_segments("garbled").await?;
     let dir = broker.partition_dir("garbled", 0);
