@@ -55,7 +55,7 @@ def produce_until_killed(broker, topic: str, codec: str, acked_before_kill: int)
     acked: dict[int, tuple[int, int, bytes]] = {}
     failed: set[int] = set()
     conf = producer_conf(broker.bootstrap, **{
-        "acks": "all", "linger.ms": 2, "compression.type": codec, "queue.buffering.max.messages": 20000,
+        "acks": "all", "linger.ms": 5, "compression.type": codec, "queue.buffering.max.messages": 20000,
         "message.timeout.ms": 60000,
     })
     p = Producer(conf)
@@ -78,7 +78,8 @@ def produce_until_killed(broker, topic: str, codec: str, acked_before_kill: int)
         except BufferError:
             p.poll(0.01)
         p.poll(0)
-        if killed_at is None and len(acked) >= acked_before_kill:
+        # Kill once enough is acknowledged and a good number of records are still in flight.
+        if killed_at is None and len(acked) >= acked_before_kill and seq - len(acked) - len(failed) >= 200:
             broker.kill9()
             killed_at = seq
             unacked_at_kill = killed_at - len(acked)
