@@ -65,3 +65,34 @@ def test_kafka_python_acks_one_and_all(broker):
     consumed = kp_consume(broker.bootstrap, topic, {0: 0}, count=600)
     assert [r.value for r in consumed] == [r.value for r in first + second]
     assert all(r.key is None for r in consumed)
+
+
+def test_concurrent_producers_on_many_connections(broker):
+    """Six producers (both Python clients) write at the same time, each to its own partition."""
+    import threading
+
+    topic = unique("pc-concurrent")
+    create_topic(broker.bootstrap, topic, partitions=6)
+    results, errors = {}, []
+
+    def run(p):
+        try:
+            recs = [Rec(key=b"p%d" % p, value=b"%d:%06d" % (p, i), partition=p) for i in range(2000)]
+            if p % 2 == 0:
+                results[p] = confluent_produce(broker.bootstrap, topic, recs, **{"linger.ms": 1})
+            else:
+                results[p] = kp_produce(broker.bootstrap, topic, recs, linger_ms=1)
+        except Exception as e:  # reported below
+            errors.append(f"producer {p}: {e!r}")
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    consumed = confluent_consume(broker.bootstrap, topic, {p: 0 for p in range(6)}, count=None)
+    for p in range(6):
+        got = [(r.offset, r.value) for r in consumed if r.partition == p]
+        assert got == [(i, b"%d:%06d" % (p, i)) for i in range(2000)], f"partition {p} differs"
+        assert [r.offset for r in results[p]] == list(range(2000))
