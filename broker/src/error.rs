@@ -77,8 +77,12 @@ impl Error {
             Error::Io { .. } => ErrorCode::KafkaStorageError,
             Error::InvalidBatch { source, .. } => source.error_code(),
             Error::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
-            Error::Sequence(crate::log::SequenceError::InvalidEpoch { .. }) => ErrorCode::InvalidProducerEpoch,
-            Error::Sequence(crate::log::SequenceError::OutOfOrder { .. }) => ErrorCode::OutOfOrderSequenceNumber,
+            Error::Sequence(crate::log::SequenceError::InvalidEpoch { .. }) => {
+                ErrorCode::InvalidProducerEpoch
+            }
+            Error::Sequence(crate::log::SequenceError::OutOfOrder { .. }) => {
+                ErrorCode::OutOfOrderSequenceNumber
+            }
             Error::UnknownTopicOrPartition { .. } => ErrorCode::UnknownTopicOrPartition,
             Error::Config(_) => ErrorCode::InvalidConfig,
             Error::CorruptMetadata { .. } | Error::DataDirInUse { .. } | Error::Bind { .. } => {

@@ -108,8 +108,14 @@ impl Partition {
         Ok((info, log.log_start_offset()))
     }
 
-    /// Reads whole batches from `offset`, at most `max_bytes` (but at least one batch).
-    pub(crate) fn read(&self, offset: i64, max_bytes: usize) -> Result<FetchRead> {
+    /// Reads whole batches from `offset`, at most `max_bytes` (but, with `at_least_one`, at
+    /// least one batch).
+    pub(crate) fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        at_least_one: bool,
+    ) -> Result<FetchRead> {
         let (plan, offsets) = {
             let log = self.lock();
             let offsets = Offsets {
@@ -121,7 +127,7 @@ impl Partition {
             (log.plan_read(offset)?, offsets)
         };
         let records = match plan {
-            Some(plan) => read_batches(&plan, offset, max_bytes)?,
+            Some(plan) => read_batches(&plan, offset, max_bytes, at_least_one)?,
             None => Bytes::new(),
         };
         Ok(FetchRead { offsets, records })

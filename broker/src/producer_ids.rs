@@ -22,11 +22,20 @@ impl ProducerIds {
     /// Opens the allocator; the next id is the end of the last reserved block.
     pub(crate) fn open(path: PathBuf) -> Result<Self> {
         let next = match std::fs::read_to_string(&path) {
-            Ok(text) => text.trim().parse::<i64>().map_err(|e| Error::CorruptMetadata { path: path.clone(), reason: e.to_string() })?,
+            Ok(text) => text
+                .trim()
+                .parse::<i64>()
+                .map_err(|e| Error::CorruptMetadata {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
             Err(e) => return Err(Error::io("read", &path, e)),
         };
-        Ok(ProducerIds { path, state: Mutex::new((next, next)) })
+        Ok(ProducerIds {
+            path,
+            state: Mutex::new((next, next)),
+        })
     }
 
     /// A fresh producer id.
@@ -58,6 +67,9 @@ mod tests {
         drop(first);
         let second = ProducerIds::open(path).expect("reopen");
         let c = second.next().expect("id");
-        assert!(c > b, "{c} must not reuse an id handed out before the restart");
+        assert!(
+            c > b,
+            "{c} must not reuse an id handed out before the restart"
+        );
     }
 }

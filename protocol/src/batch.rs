@@ -293,11 +293,30 @@ pub mod testing {
 
     /// Like [`batch`], from an idempotent producer: `producer_id`, `epoch`, sequences from
     /// `base_sequence`.
-    pub fn idempotent_batch(producer_id: i64, epoch: i16, base_sequence: i32, count: i32, timestamp: i64, value: &[u8]) -> Vec<u8> {
-        build(0, count, timestamp, value, (producer_id, epoch, base_sequence))
+    pub fn idempotent_batch(
+        producer_id: i64,
+        epoch: i16,
+        base_sequence: i32,
+        count: i32,
+        timestamp: i64,
+        value: &[u8],
+    ) -> Vec<u8> {
+        build(
+            0,
+            count,
+            timestamp,
+            value,
+            (producer_id, epoch, base_sequence),
+        )
     }
 
-    fn build(base_offset: i64, count: i32, timestamp: i64, value: &[u8], producer: (i64, i16, i32)) -> Vec<u8> {
+    fn build(
+        base_offset: i64,
+        count: i32,
+        timestamp: i64,
+        value: &[u8],
+        producer: (i64, i16, i32),
+    ) -> Vec<u8> {
         let (producer_id, producer_epoch, base_sequence) = producer;
         let records: Vec<Record> = (0..count)
             .map(|i| Record {
@@ -318,7 +337,10 @@ pub mod testing {
             })
             .collect();
         let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
         RecordBatchEncoder::encode(&mut buf, records.iter(), &options)
             .expect("encoding an uncompressed batch cannot fail");
         buf.to_vec()

@@ -86,10 +86,13 @@ fn read_all(
                 continue;
             };
             let limit = (wanted.partition_max_bytes.max(0) as usize).min(remaining);
+            // Only the first batch of the whole response may exceed the limits (KIP-74).
             let result = if limit == 0 && total > 0 {
                 Ok(None)
             } else {
-                partition.read(wanted.fetch_offset, limit.max(1)).map(Some)
+                partition
+                    .read(wanted.fetch_offset, limit.max(1), total == 0)
+                    .map(Some)
             };
             match result {
                 Ok(Some(read)) => {

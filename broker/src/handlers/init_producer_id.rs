@@ -3,17 +3,27 @@
 //! yet: a transactional id is refused with INVALID_REQUEST.
 
 use fjord_protocol::ErrorCode;
-use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId, RequestHeader};
+use kafka_protocol::messages::{
+    InitProducerIdRequest, InitProducerIdResponse, ProducerId, RequestHeader,
+};
 
 use crate::broker::Broker;
 
-pub(crate) async fn handle(broker: &Broker, _header: &RequestHeader, request: InitProducerIdRequest) -> InitProducerIdResponse {
-    let mut response = InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
+pub(crate) async fn handle(
+    broker: &Broker,
+    _header: &RequestHeader,
+    request: InitProducerIdRequest,
+) -> InitProducerIdResponse {
+    let mut response = InitProducerIdResponse::default()
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
     if request.transactional_id.is_some() {
         response.error_code = ErrorCode::InvalidRequest.code();
         return response;
     }
-    let bump = request.producer_id.0 >= 0 && request.producer_epoch >= 0 && request.producer_epoch < i16::MAX - 1;
+    let bump = request.producer_id.0 >= 0
+        && request.producer_epoch >= 0
+        && request.producer_epoch < i16::MAX - 1;
     if bump {
         response.producer_id = request.producer_id;
         response.producer_epoch = request.producer_epoch + 1;

@@ -29,7 +29,9 @@ pub(crate) async fn handle(
             .with_port(i32::from(port)),
     ];
     let with_ops = version >= 8 && request.include_topic_authorized_operations;
-    let topics = match request.topics {
+    // At v0 an empty list asks for every topic (v1+ uses null for that).
+    let requested = request.topics.filter(|t| version > 0 || !t.is_empty());
+    let topics = match requested {
         None => broker
             .topics()
             .iter()

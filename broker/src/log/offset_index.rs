@@ -44,10 +44,9 @@ impl OffsetIndex {
         }
     }
 
-    /// Number of entries.
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.entries.len()
+    /// The entries, in order.
+    pub(crate) fn entries(&self) -> &[OffsetEntry] {
+        &self.entries
     }
 
     /// Serialises the entries in the on-disk layout.

@@ -127,14 +127,20 @@ impl PartitionLog {
                     from = offset;
                     break;
                 }
-                None => tracing::warn!(snapshot = %path.display(), "ignoring corrupt producer-state snapshot"),
+                None => {
+                    tracing::warn!(snapshot = %path.display(), "ignoring corrupt producer-state snapshot")
+                }
             }
         }
         let producers = &mut self.producers;
         for segment in self.segments.values().filter(|s| s.next_offset() > from) {
             segment.for_each_header(|header| {
                 if header.producer_id() >= 0 && header.base_offset() >= from {
-                    producers.update(header.producer_id(), header.producer_epoch(), producer_batch(header));
+                    producers.update(
+                        header.producer_id(),
+                        header.producer_epoch(),
+                        producer_batch(header),
+                    );
                 }
             })?;
         }
@@ -151,11 +157,18 @@ impl PartitionLog {
     /// Deletes snapshots below the first segment, keeping the newest.
     fn prune_snapshots(&self) {
         let first = self.segments.keys().next().copied().unwrap_or(0);
-        let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            let offset = name.strip_suffix(&format!(".{SNAPSHOT_SUFFIX}")).and_then(|s| s.parse::<i64>().ok());
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            let offset = name
+                .strip_suffix(&format!(".{SNAPSHOT_SUFFIX}"))
+                .and_then(|s| s.parse::<i64>().ok());
             if offset.is_some_and(|o| o < first) {
                 let _ = std::fs::remove_file(&path);
             }
@@ -218,7 +231,10 @@ impl PartitionLog {
         now_ms: i64,
     ) -> Result<AppendInfo> {
         if let Some(base_offset) = self.check_producers(batches)? {
-            return Ok(AppendInfo { base_offset, log_append_time: -1 });
+            return Ok(AppendInfo {
+                base_offset,
+                log_append_time: -1,
+            });
         }
         let base_offset = self.log_end_offset();
         let last_offset_delta_total = records - 1;
@@ -252,7 +268,11 @@ impl PartitionLog {
                 source,
             })?;
             if header.producer_id() >= 0 {
-                pending_producers.push((header.producer_id(), header.producer_epoch(), producer_batch(header)));
+                pending_producers.push((
+                    header.producer_id(),
+                    header.producer_epoch(),
+                    producer_batch(header),
+                ));
             }
             next += delta + 1;
             position += len;
@@ -285,7 +305,11 @@ impl PartitionLog {
             if header.producer_id() < 0 {
                 continue;
             }
-            let (id, epoch, first) = (header.producer_id(), header.producer_epoch(), header.base_sequence());
+            let (id, epoch, first) = (
+                header.producer_id(),
+                header.producer_epoch(),
+                header.base_sequence(),
+            );
             let last = first.wrapping_add(header.last_offset_delta());
             let check = match previous {
                 // A later batch of the same request must continue the previous one.
@@ -293,24 +317,31 @@ impl PartitionLog {
                     if first == prev_last.wrapping_add(1) {
                         SequenceCheck::Append
                     } else {
-                        return Err(Error::Sequence(super::producer_state::SequenceError::OutOfOrder {
-                            producer_id: id,
-                            expected: prev_last.wrapping_add(1),
-                            got: first,
-                        }));
+                        return Err(Error::Sequence(
+                            super::producer_state::SequenceError::OutOfOrder {
+                                producer_id: id,
+                                expected: prev_last.wrapping_add(1),
+                                got: first,
+                            },
+                        ));
                     }
                 }
-                _ => self.producers.check(id, epoch, first, last).map_err(Error::Sequence)?,
+                _ => self
+                    .producers
+                    .check(id, epoch, first, last)
+                    .map_err(Error::Sequence)?,
             };
             if let SequenceCheck::Duplicate { base_offset } = check {
                 if count == 1 && Batches::new(batches).count() == 1 {
                     return Ok(Some(base_offset));
                 }
-                return Err(Error::Sequence(super::producer_state::SequenceError::OutOfOrder {
-                    producer_id: id,
-                    expected: -1,
-                    got: first,
-                }));
+                return Err(Error::Sequence(
+                    super::producer_state::SequenceError::OutOfOrder {
+                        producer_id: id,
+                        expected: -1,
+                        got: first,
+                    },
+                ));
             }
             previous = Some((id, epoch, last));
         }
@@ -518,7 +549,9 @@ impl PartitionLog {
 fn producer_batch(header: batch::BatchHeader<'_>) -> ProducerBatch {
     ProducerBatch {
         first_seq: header.base_sequence(),
-        last_seq: header.base_sequence().wrapping_add(header.last_offset_delta()),
+        last_seq: header
+            .base_sequence()
+            .wrapping_add(header.last_offset_delta()),
         base_offset: header.base_offset(),
         last_offset: header.last_offset(),
     }
@@ -581,7 +614,7 @@ mod tests {
         );
         for offset in 0..100 {
             let plan = log.plan_read(offset).expect("in range").expect("data");
-            let bytes = read_batches(&plan, offset, 1).expect("read");
+            let bytes = read_batches(&plan, offset, 1, true).expect("read");
             let header = BatchHeader::parse(&bytes).expect("batch");
             assert!(
                 header.base_offset() <= offset && offset <= header.last_offset(),
@@ -680,7 +713,7 @@ mod tests {
         let info = log.append(&mut bytes, 2, &config, 77_777).expect("append");
         assert_eq!(info.log_append_time, 77_777);
         let plan = log.plan_read(0).expect("range").expect("data");
-        let stored = read_batches(&plan, 0, 1 << 20).expect("read");
+        let stored = read_batches(&plan, 0, 1 << 20, true).expect("read");
         let header = batch::validate(&stored).expect("valid crc");
         assert!(header.is_log_append_time());
         assert_eq!(header.max_timestamp(), 77_777);
@@ -698,27 +731,47 @@ mod tests {
         let mut log = PartitionLog::open(dir.path(), false, &config, None, 0, 0).expect("open");
         assert_eq!(send(&mut log, 0).expect("first").base_offset, 0);
         assert_eq!(send(&mut log, 5).expect("second").base_offset, 5);
-        assert_eq!(send(&mut log, 0).expect("retry").base_offset, 0, "duplicate answered with its offset");
+        assert_eq!(
+            send(&mut log, 0).expect("retry").base_offset,
+            0,
+            "duplicate answered with its offset"
+        );
         assert_eq!(log.log_end_offset(), 10, "nothing appended for the retry");
-        assert!(matches!(send(&mut log, 20), Err(Error::Sequence(_))), "a gap is out of order");
+        assert!(
+            matches!(send(&mut log, 20), Err(Error::Sequence(_))),
+            "a gap is out of order"
+        );
         log.close().expect("close");
 
         // Clean restart: the state comes from the snapshot.
         let mut log = PartitionLog::open(dir.path(), false, &config, None, 0, 0).expect("reopen");
-        assert_eq!(send(&mut log, 5).expect("retry after restart").base_offset, 5);
+        assert_eq!(
+            send(&mut log, 5).expect("retry after restart").base_offset,
+            5
+        );
         assert_eq!(send(&mut log, 10).expect("next").base_offset, 10);
         drop(log);
 
         // Crash (no close, so no snapshot at the end): the state is replayed from the log.
         let mut log = PartitionLog::open(dir.path(), true, &config, None, 0, 0).expect("recover");
-        assert_eq!(send(&mut log, 10).expect("retry after crash").base_offset, 10);
+        assert_eq!(
+            send(&mut log, 10).expect("retry after crash").base_offset,
+            10
+        );
         assert_eq!(log.log_end_offset(), 15);
         let mut bumped = testing::idempotent_batch(42, 1, 0, 1, 1_000, b"v");
-        assert_eq!(log.append(&mut bumped, 1, &config, 0).expect("new epoch").base_offset, 15);
+        assert_eq!(
+            log.append(&mut bumped, 1, &config, 0)
+                .expect("new epoch")
+                .base_offset,
+            15
+        );
         let mut fenced = testing::idempotent_batch(42, 0, 15, 1, 1_000, b"v");
         assert!(matches!(
             log.append(&mut fenced, 1, &config, 0),
-            Err(Error::Sequence(crate::log::SequenceError::InvalidEpoch { .. }))
+            Err(Error::Sequence(
+                crate::log::SequenceError::InvalidEpoch { .. }
+            ))
         ));
     }
 }

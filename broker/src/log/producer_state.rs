@@ -48,10 +48,18 @@ pub(crate) enum SequenceCheck {
 pub enum SequenceError {
     /// The batch's producer epoch is older than the partition's (a fenced producer).
     #[error("producer {producer_id} epoch {epoch} is older than the current epoch {current}")]
-    InvalidEpoch { producer_id: i64, epoch: i16, current: i16 },
+    InvalidEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current: i16,
+    },
     /// The batch does not continue the producer's sequence.
     #[error("producer {producer_id} sent sequence {got}, expected {expected}")]
-    OutOfOrder { producer_id: i64, expected: i32, got: i32 },
+    OutOfOrder {
+        producer_id: i64,
+        expected: i32,
+        got: i32,
+    },
 }
 
 /// The producer state of one partition.
@@ -62,35 +70,68 @@ pub(crate) struct ProducerStateTable {
 
 impl ProducerStateTable {
     /// Checks a batch of producer `producer_id` against the state.
-    pub(crate) fn check(&self, producer_id: i64, epoch: i16, first_seq: i32, last_seq: i32) -> Result<SequenceCheck, SequenceError> {
+    pub(crate) fn check(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        first_seq: i32,
+        last_seq: i32,
+    ) -> Result<SequenceCheck, SequenceError> {
         let Some(entry) = self.producers.get(&producer_id) else {
             // Unknown producer (new, or its batches were all deleted by retention): accept.
             return Ok(SequenceCheck::Append);
         };
         if epoch < entry.epoch {
-            return Err(SequenceError::InvalidEpoch { producer_id, epoch, current: entry.epoch });
+            return Err(SequenceError::InvalidEpoch {
+                producer_id,
+                epoch,
+                current: entry.epoch,
+            });
         }
         if epoch > entry.epoch {
             return if first_seq == 0 {
                 Ok(SequenceCheck::Append)
             } else {
-                Err(SequenceError::OutOfOrder { producer_id, expected: 0, got: first_seq })
+                Err(SequenceError::OutOfOrder {
+                    producer_id,
+                    expected: 0,
+                    got: first_seq,
+                })
             };
         }
-        if let Some(cached) = entry.batches.iter().find(|b| b.first_seq == first_seq && b.last_seq == last_seq) {
-            return Ok(SequenceCheck::Duplicate { base_offset: cached.base_offset });
+        if let Some(cached) = entry
+            .batches
+            .iter()
+            .find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
+        {
+            return Ok(SequenceCheck::Duplicate {
+                base_offset: cached.base_offset,
+            });
         }
-        let expected = entry.batches.back().map_or(0, |b| next_sequence(b.last_seq));
+        let expected = entry
+            .batches
+            .back()
+            .map_or(0, |b| next_sequence(b.last_seq));
         if entry.batches.is_empty() || first_seq == expected {
             Ok(SequenceCheck::Append)
         } else {
-            Err(SequenceError::OutOfOrder { producer_id, expected, got: first_seq })
+            Err(SequenceError::OutOfOrder {
+                producer_id,
+                expected,
+                got: first_seq,
+            })
         }
     }
 
     /// Records an appended batch.
     pub(crate) fn update(&mut self, producer_id: i64, epoch: i16, batch: ProducerBatch) {
-        let entry = self.producers.entry(producer_id).or_insert_with(|| ProducerEntry { epoch, batches: VecDeque::new() });
+        let entry = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch,
+                batches: VecDeque::new(),
+            });
         if entry.epoch != epoch {
             entry.epoch = epoch;
             entry.batches.clear();
@@ -104,7 +145,8 @@ impl ProducerStateTable {
     /// Forgets producers whose last batch lies below the log start (Kafka's behaviour when
     /// retention removes a producer's data).
     pub(crate) fn truncate_before(&mut self, log_start: i64) {
-        self.producers.retain(|_, e| e.batches.back().is_some_and(|b| b.last_offset >= log_start));
+        self.producers
+            .retain(|_, e| e.batches.back().is_some_and(|b| b.last_offset >= log_start));
     }
 
     /// Serialises the table (see the module docs for the layout).
@@ -164,7 +206,11 @@ impl ProducerStateTable {
 
 /// Sequences wrap from `i32::MAX` to 0, as the Java client's do.
 fn next_sequence(sequence: i32) -> i32 {
-    if sequence == i32::MAX { 0 } else { sequence + 1 }
+    if sequence == i32::MAX {
+        0
+    } else {
+        sequence + 1
+    }
 }
 
 struct Reader<'a> {
@@ -185,7 +231,12 @@ mod tests {
     use proptest::prelude::*;
 
     fn batch(first_seq: i32, last_seq: i32, base_offset: i64) -> ProducerBatch {
-        ProducerBatch { first_seq, last_seq, base_offset, last_offset: base_offset + i64::from(last_seq - first_seq) }
+        ProducerBatch {
+            first_seq,
+            last_seq,
+            base_offset,
+            last_offset: base_offset + i64::from(last_seq - first_seq),
+        }
     }
 
     #[test]
@@ -195,17 +246,41 @@ mod tests {
         table.update(7, 0, batch(0, 9, 100));
         assert_eq!(table.check(7, 0, 10, 19), Ok(SequenceCheck::Append));
         table.update(7, 0, batch(10, 19, 110));
-        assert_eq!(table.check(7, 0, 0, 9), Ok(SequenceCheck::Duplicate { base_offset: 100 }));
-        assert_eq!(table.check(7, 0, 10, 19), Ok(SequenceCheck::Duplicate { base_offset: 110 }));
+        assert_eq!(
+            table.check(7, 0, 0, 9),
+            Ok(SequenceCheck::Duplicate { base_offset: 100 })
+        );
+        assert_eq!(
+            table.check(7, 0, 10, 19),
+            Ok(SequenceCheck::Duplicate { base_offset: 110 })
+        );
     }
 
     #[test]
     fn gaps_and_old_epochs_are_refused() {
         let mut table = ProducerStateTable::default();
         table.update(7, 3, batch(0, 4, 0));
-        assert_eq!(table.check(7, 3, 6, 8), Err(SequenceError::OutOfOrder { producer_id: 7, expected: 5, got: 6 }));
-        assert_eq!(table.check(7, 2, 5, 6), Err(SequenceError::InvalidEpoch { producer_id: 7, epoch: 2, current: 3 }));
-        assert_eq!(table.check(7, 4, 0, 3), Ok(SequenceCheck::Append), "a new epoch restarts at 0");
+        assert_eq!(
+            table.check(7, 3, 6, 8),
+            Err(SequenceError::OutOfOrder {
+                producer_id: 7,
+                expected: 5,
+                got: 6
+            })
+        );
+        assert_eq!(
+            table.check(7, 2, 5, 6),
+            Err(SequenceError::InvalidEpoch {
+                producer_id: 7,
+                epoch: 2,
+                current: 3
+            })
+        );
+        assert_eq!(
+            table.check(7, 4, 0, 3),
+            Ok(SequenceCheck::Append),
+            "a new epoch restarts at 0"
+        );
         assert!(table.check(7, 4, 1, 3).is_err());
     }
 
@@ -215,8 +290,14 @@ mod tests {
         for i in 0..7 {
             table.update(1, 0, batch(i * 10, i * 10 + 9, i64::from(i) * 10));
         }
-        assert!(matches!(table.check(1, 0, 20, 29), Ok(SequenceCheck::Duplicate { .. })));
-        assert!(table.check(1, 0, 0, 9).is_err(), "evicted batch is no longer recognised");
+        assert!(matches!(
+            table.check(1, 0, 20, 29),
+            Ok(SequenceCheck::Duplicate { .. })
+        ));
+        assert!(
+            table.check(1, 0, 0, 9).is_err(),
+            "evicted batch is no longer recognised"
+        );
     }
 
     #[test]

@@ -58,6 +58,8 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 pub(crate) struct ReadPlan {
     pub(crate) file: Arc<File>,
     pub(crate) path: PathBuf,
+    /// Base offset of the segment.
+    pub(crate) segment_base: i64,
     /// First byte to scan from (an index hint at or before the wanted batch).
     pub(crate) start: u64,
     /// End of readable bytes (the segment size when planned).
@@ -202,6 +204,10 @@ impl Segment {
             tracing::warn!(segment = %index_path.display(), "index files invalid; rebuilding from the log");
             return Ok(false);
         };
+        if !self.entries_land_on_batches(&index)? {
+            tracing::warn!(segment = %index_path.display(), "offset index points between batches; rebuilding from the log");
+            return Ok(false);
+        }
         let start = u64::from(index.lookup(u32::MAX));
         let running_max = time_index.last_timestamp().unwrap_or(-1);
         let resume = ScanResult {
@@ -222,6 +228,35 @@ impl Segment {
             return Ok(false);
         }
         self.apply_scan(scan);
+        Ok(true)
+    }
+
+    /// Checks that a sample of index entries (up to 64, evenly spaced, and the last) point at a
+    /// batch header with the base offset the entry names.
+    fn entries_land_on_batches(&self, index: &OffsetIndex) -> Result<bool> {
+        let entries = index.entries();
+        let step = entries.len().div_ceil(64).max(1);
+        let sample = entries.iter().step_by(step).chain(entries.last());
+        let mut header = [0u8; HEADER_LEN];
+        for entry in sample {
+            let position = u64::from(entry.position);
+            if position + HEADER_LEN as u64 > self.size {
+                return Ok(false);
+            }
+            self.file
+                .read_exact_at(&mut header, position)
+                .map_err(|e| {
+                    Error::io(
+                        "read segment",
+                        segment_path(&self.dir, self.base_offset, LOG_SUFFIX),
+                        e,
+                    )
+                })?;
+            let expected = self.base_offset + i64::from(entry.relative_offset);
+            if BatchHeader::parse(&header).map(|h| h.base_offset()).ok() != Some(expected) {
+                return Ok(false);
+            }
+        }
         Ok(true)
     }
 
@@ -316,8 +351,16 @@ impl Segment {
         while position + HEADER_LEN as u64 <= self.size {
             self.file
                 .read_exact_at(&mut header, position)
-                .map_err(|e| Error::io("read segment", segment_path(&self.dir, self.base_offset, LOG_SUFFIX), e))?;
-            let Ok(parsed) = BatchHeader::parse(&header) else { break };
+                .map_err(|e| {
+                    Error::io(
+                        "read segment",
+                        segment_path(&self.dir, self.base_offset, LOG_SUFFIX),
+                        e,
+                    )
+                })?;
+            let Ok(parsed) = BatchHeader::parse(&header) else {
+                break;
+            };
             f(parsed);
             position += parsed.total_len() as u64;
         }
@@ -417,6 +460,7 @@ impl Segment {
         ReadPlan {
             file: Arc::clone(&self.file),
             path: segment_path(&self.dir, self.base_offset, LOG_SUFFIX),
+            segment_base: self.base_offset,
             start,
             end: self.size,
         }
@@ -487,64 +531,89 @@ impl Read for ReadAt<'_> {
 }
 
 /// Reads whole batches for a fetch from `offset` on: skips batches ending before it, then takes
-/// batches while they fit in `max_bytes`. The first batch is returned whole even when larger
-/// (Kafka's KIP-74 rule, so a consumer always makes progress).
-pub(crate) fn read_batches(plan: &ReadPlan, offset: i64, max_bytes: usize) -> Result<Bytes> {
+/// batches while they fit in `max_bytes`. With `at_least_one`, the first batch is returned whole
+/// even when larger (Kafka's KIP-74 rule, so a consumer always makes progress); without it, a
+/// first batch over the limit means nothing is returned.
+pub(crate) fn read_batches(
+    plan: &ReadPlan,
+    offset: i64,
+    max_bytes: usize,
+    at_least_one: bool,
+) -> Result<Bytes> {
     let io = |e| Error::io("read segment", &plan.path, e);
-    let available = plan.end.saturating_sub(plan.start);
-    // Enough to skip the batches between the index hint and the target, plus the fetch itself.
-    let window = available.min((max_bytes as u64).saturating_add(64 * 1024)) as usize;
-    let mut buf = vec![0u8; window];
-    plan.file.read_exact_at(&mut buf, plan.start).map_err(io)?;
-    let mut first: Option<usize> = None;
-    let mut end = 0usize;
-    for item in Batches::new(&buf) {
-        let Ok((header, range)) = item else { break };
-        if first.is_none() {
-            if header.last_offset() < offset {
+    let mut start = plan.start;
+    let mut hint_checked = false;
+    loop {
+        let available = plan.end.saturating_sub(start);
+        // Enough to skip the batches between the index hint and the target, plus the fetch.
+        let window = available.min((max_bytes as u64).saturating_add(64 * 1024)) as usize;
+        let mut buf = vec![0u8; window];
+        plan.file.read_exact_at(&mut buf, start).map_err(io)?;
+        if !hint_checked {
+            hint_checked = true;
+            // A damaged index that passed validation: scan the segment from its start instead.
+            if start > 0 && !lands_on_batch(&buf, plan.segment_base, offset) {
+                tracing::warn!(segment = %plan.path.display(), "index hint does not land on a batch; scanning from the segment start");
+                start = 0;
                 continue;
             }
-            first = Some(range.start);
         }
-        let start = first.unwrap_or(range.start);
-        if range.end - start > max_bytes && end > start {
-            break;
-        }
-        end = range.end;
-    }
-    match first {
-        Some(start) if end > start => Ok(Bytes::from(buf).slice(start..end)),
-        Some(start) => {
-            // The first wanted batch does not fit in the window: read it whole.
-            let mut header = [0u8; HEADER_LEN];
-            let at = plan.start + start as u64;
-            plan.file.read_exact_at(&mut header, at).map_err(io)?;
-            let len = BatchHeader::parse(&header)
-                .map(|h| h.total_len())
-                .unwrap_or(0);
-            if len == 0 || at + len as u64 > plan.end {
-                return Ok(Bytes::new());
+        let mut first: Option<usize> = None;
+        let mut end = 0usize;
+        let mut walked = 0usize;
+        for item in Batches::new(&buf) {
+            let Ok((header, range)) = item else { break };
+            walked = range.end;
+            if first.is_none() {
+                if header.last_offset() < offset {
+                    continue;
+                }
+                first = Some(range.start);
             }
-            let mut whole = vec![0u8; len];
-            plan.file.read_exact_at(&mut whole, at).map_err(io)?;
-            Ok(Bytes::from(whole))
-        }
-        None if window as u64 == available => Ok(Bytes::new()),
-        None => {
-            // The target lies beyond the window (a sparse index region full of tiny batches):
-            // continue from the last whole batch seen.
-            let mut walk = Batches::new(&buf);
-            while let Some(Ok(_)) = walk.next() {}
-            let next = ReadPlan {
-                start: plan.start + walk.position() as u64,
-                ..plan.clone()
-            };
-            if walk.position() == 0 {
-                return Ok(Bytes::new());
+            let first_start = first.unwrap_or(range.start);
+            if range.end - first_start > max_bytes && (end > first_start || !at_least_one) {
+                break;
             }
-            read_batches(&next, offset, max_bytes)
+            end = range.end;
         }
+        return match first {
+            Some(first) if end > first => Ok(Bytes::from(buf).slice(first..end)),
+            Some(first) => {
+                // The first wanted batch does not fit in the window: read it whole.
+                let mut header = [0u8; HEADER_LEN];
+                let at = start + first as u64;
+                plan.file.read_exact_at(&mut header, at).map_err(io)?;
+                let len = BatchHeader::parse(&header)
+                    .map(|h| h.total_len())
+                    .unwrap_or(0);
+                if len == 0 || at + len as u64 > plan.end || (len > max_bytes && !at_least_one) {
+                    return Ok(Bytes::new());
+                }
+                let mut whole = vec![0u8; len];
+                plan.file.read_exact_at(&mut whole, at).map_err(io)?;
+                Ok(Bytes::from(whole))
+            }
+            None if window as u64 == available || walked == 0 => Ok(Bytes::new()),
+            None => {
+                // The target lies beyond the window: continue after the last whole batch.
+                start += walked as u64;
+                continue;
+            }
+        };
     }
+}
+
+/// Whether `buf` starts with a plausible batch of the segment at or before `offset`: magic 2,
+/// a base offset inside the segment, and (when the batch is within `buf`) a matching CRC.
+fn lands_on_batch(buf: &[u8], segment_base: i64, offset: i64) -> bool {
+    let Ok(header) = BatchHeader::parse(buf) else {
+        return buf.is_empty();
+    };
+    let plausible = header.magic() == batch::MAGIC_V2
+        && (segment_base..=offset).contains(&header.base_offset());
+    plausible
+        && (header.total_len() > buf.len()
+            || batch::compute_crc(&buf[..header.total_len()]) == header.crc())
 }
 
 /// Finds the first batch whose max timestamp is `>= target` and returns its bytes.
@@ -555,7 +624,20 @@ pub(crate) fn find_batch_by_time(plan: &ReadPlan, target: i64) -> Result<Option<
         plan.file
             .read_exact_at(&mut header, position)
             .map_err(|e| Error::io("read segment", &plan.path, e))?;
-        let Ok(parsed) = BatchHeader::parse(&header) else {
+        let parsed = BatchHeader::parse(&header)
+            .ok()
+            .filter(|h| h.magic() == batch::MAGIC_V2 && h.base_offset() >= plan.segment_base);
+        let Some(parsed) = parsed else {
+            if position == plan.start && plan.start > 0 {
+                // A damaged index hint: search the segment from its start.
+                return find_batch_by_time(
+                    &ReadPlan {
+                        start: 0,
+                        ..plan.clone()
+                    },
+                    target,
+                );
+            }
             return Ok(None);
         };
         let len = parsed.total_len();
@@ -599,7 +681,7 @@ mod tests {
     fn fetch_from_mid_batch_returns_whole_batch() {
         let dir = tempfile::tempdir().expect("tempdir");
         let segment = filled_segment(dir.path(), 50);
-        let bytes = read_batches(&segment.plan_read(237), 237, 1).expect("read");
+        let bytes = read_batches(&segment.plan_read(237), 237, 1, true).expect("read");
         let header = BatchHeader::parse(&bytes).expect("header");
         assert_eq!(header.base_offset(), 230);
         assert_eq!(bytes.len(), header.total_len(), "exactly one whole batch");
@@ -610,7 +692,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let segment = filled_segment(dir.path(), 50);
         let one = batch_at(0, 10, 0).len();
-        let bytes = read_batches(&segment.plan_read(0), 0, one * 3 + one / 2).expect("read");
+        let bytes = read_batches(&segment.plan_read(0), 0, one * 3 + one / 2, true).expect("read");
         assert_eq!(bytes.len(), one * 3);
         let offsets: Vec<i64> = Batches::new(&bytes)
             .map(|b| b.expect("whole").0.base_offset())
@@ -694,6 +776,34 @@ mod tests {
             find_batch_by_time(&segment.plan_time_search(99_999), 99_999)
                 .expect("io")
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn an_index_pointing_between_batches_is_rebuilt_and_reads_stay_correct() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let segment = filled_segment(dir.path(), 200);
+        segment.seal().expect("seal");
+        let expected = segment.index.clone();
+        let mut bad = OffsetIndex::default();
+        for e in expected.entries() {
+            bad.push(OffsetEntry {
+                relative_offset: e.relative_offset,
+                position: e.position + 5,
+            });
+        }
+        std::fs::write(segment_path(dir.path(), 0, INDEX_SUFFIX), bad.encode()).expect("write");
+        let reopened = Segment::open(dir.path(), 0, false, 4096, 0).expect("open");
+        assert_eq!(reopened.index, expected, "rebuilt from the log");
+        // And a read planned from a wrong hint still finds the right batch.
+        let plan = ReadPlan {
+            start: segment.plan_read(1_234).start + 5,
+            ..segment.plan_read(1_234)
+        };
+        let bytes = read_batches(&plan, 1_234, 1, true).expect("read");
+        assert_eq!(
+            BatchHeader::parse(&bytes).expect("batch").base_offset(),
+            1_230
         );
     }
 }

@@ -2,14 +2,14 @@
 //! `ApiVersions` is derived from it, never hand-listed.
 
 use kafka_protocol::messages::api_versions_response::ApiVersion;
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
-use kafka_protocol::protocol::VersionRange;
+use kafka_protocol::messages::{self, ApiKey, RequestHeader, RequestKind, ResponseKind};
+use kafka_protocol::protocol::{Message, VersionRange};
 
 use crate::broker::Broker;
 use crate::handlers;
 
 macro_rules! handlers {
-    ($($key:ident => $handler:path),* $(,)?) => {
+    ($($key:ident($request:ident, $response:ident) => $handler:path),* $(,)?) => {
         /// Every API this broker answers.
         const SUPPORTED: &[ApiKey] = &[$(ApiKey::$key),*];
 
@@ -20,30 +20,37 @@ macro_rules! handlers {
                 other => unreachable!("versions() admits only handled APIs, got {other:?}"),
             }
         }
+
+        /// The versions served for `key`, or `None` when no handler exists: those the API
+        /// defines that both the request and the response codec can carry.
+        pub(super) fn versions(key: ApiKey) -> Option<VersionRange> {
+            match key {
+                $(ApiKey::$key => Some(
+                    key.valid_versions()
+                        .intersect(&<messages::$request as Message>::VERSIONS)
+                        .intersect(&<messages::$response as Message>::VERSIONS),
+                ),)*
+                _ => None,
+            }
+        }
     };
 }
 
 handlers! {
-    ApiVersions => handlers::api_versions::handle,
-    Metadata => handlers::metadata::handle,
-    Produce => handlers::produce::handle,
-    Fetch => handlers::fetch::handle,
-    ListOffsets => handlers::list_offsets::handle,
-    CreateTopics => handlers::create_topics::handle,
-    DeleteTopics => handlers::delete_topics::handle,
-    CreatePartitions => handlers::create_partitions::handle,
-    DescribeConfigs => handlers::describe_configs::handle,
-    AlterConfigs => handlers::alter_configs::handle,
-    IncrementalAlterConfigs => handlers::alter_configs::handle_incremental,
-    DeleteRecords => handlers::delete_records::handle,
-    DescribeCluster => handlers::describe_cluster::handle,
-    InitProducerId => handlers::init_producer_id::handle,
-}
-
-/// The versions served for `key`, or `None` when no handler exists. Every handler serves the
-/// whole range the message codecs know (Kafka 4.1's).
-pub(super) fn versions(key: ApiKey) -> Option<VersionRange> {
-    SUPPORTED.contains(&key).then(|| key.valid_versions())
+    ApiVersions(ApiVersionsRequest, ApiVersionsResponse) => handlers::api_versions::handle,
+    Metadata(MetadataRequest, MetadataResponse) => handlers::metadata::handle,
+    Produce(ProduceRequest, ProduceResponse) => handlers::produce::handle,
+    Fetch(FetchRequest, FetchResponse) => handlers::fetch::handle,
+    ListOffsets(ListOffsetsRequest, ListOffsetsResponse) => handlers::list_offsets::handle,
+    CreateTopics(CreateTopicsRequest, CreateTopicsResponse) => handlers::create_topics::handle,
+    DeleteTopics(DeleteTopicsRequest, DeleteTopicsResponse) => handlers::delete_topics::handle,
+    CreatePartitions(CreatePartitionsRequest, CreatePartitionsResponse) => handlers::create_partitions::handle,
+    DescribeConfigs(DescribeConfigsRequest, DescribeConfigsResponse) => handlers::describe_configs::handle,
+    AlterConfigs(AlterConfigsRequest, AlterConfigsResponse) => handlers::alter_configs::handle,
+    IncrementalAlterConfigs(IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse) => handlers::alter_configs::handle_incremental,
+    DeleteRecords(DeleteRecordsRequest, DeleteRecordsResponse) => handlers::delete_records::handle,
+    DescribeCluster(DescribeClusterRequest, DescribeClusterResponse) => handlers::describe_cluster::handle,
+    InitProducerId(InitProducerIdRequest, InitProducerIdResponse) => handlers::init_producer_id::handle,
 }
 
 /// The ApiVersions answer: one entry per handler.
@@ -51,7 +58,7 @@ pub(crate) fn supported_api_versions() -> Vec<ApiVersion> {
     SUPPORTED
         .iter()
         .map(|key| {
-            let range = key.valid_versions();
+            let range = versions(*key).unwrap_or_else(|| key.valid_versions());
             ApiVersion::default()
                 .with_api_key(*key as i16)
                 .with_min_version(range.min)
