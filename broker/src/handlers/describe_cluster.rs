@@ -6,7 +6,7 @@ use kafka_protocol::messages::{
     BrokerId, DescribeClusterRequest, DescribeClusterResponse, RequestHeader,
 };
 
-use super::wire;
+use super::{ALL_CLUSTER_OPERATIONS, wire};
 use crate::broker::Broker;
 
 /// `endpoint_type` 1 asks for brokers, 2 for controllers.
@@ -39,9 +39,7 @@ pub(crate) async fn handle(
             .with_port(i32::from(port)),
     ];
     if request.include_cluster_authorized_operations {
-        // ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE, CREATE.
-        response.cluster_authorized_operations =
-            (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 5);
+        response.cluster_authorized_operations = ALL_CLUSTER_OPERATIONS;
     }
     response
 }

@@ -10,7 +10,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, RequestHeader};
 use uuid::Uuid;
 
-use super::{ALL_TOPIC_OPERATIONS, topic_name, wire};
+use super::{ALL_CLUSTER_OPERATIONS, ALL_TOPIC_OPERATIONS, topic_name, wire};
 use crate::broker::Broker;
 use crate::topic::Topic;
 
@@ -62,6 +62,9 @@ pub(crate) async fn handle(
     }
     if version >= 2 {
         response.cluster_id = Some(wire(broker.cluster_id()));
+    }
+    if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
+        response.cluster_authorized_operations = ALL_CLUSTER_OPERATIONS;
     }
     response
 }

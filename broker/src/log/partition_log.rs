@@ -238,9 +238,18 @@ impl PartitionLog {
         }
         let base_offset = self.log_end_offset();
         let last_offset_delta_total = records - 1;
+        let incoming_max_timestamp = match config.timestamp_type {
+            TimestampType::LogAppendTime => now_ms,
+            TimestampType::CreateTime => Batches::new(batches)
+                .filter_map(|b| b.ok())
+                .map(|(h, _)| h.max_timestamp())
+                .max()
+                .unwrap_or(-1),
+        };
         self.maybe_roll(
             batches.len() as u64,
             base_offset + last_offset_delta_total,
+            incoming_max_timestamp,
             config,
             now_ms,
         )?;
@@ -354,6 +363,7 @@ impl PartitionLog {
         &mut self,
         incoming: u64,
         last_offset: i64,
+        incoming_max_timestamp: i64,
         config: &LogConfig,
         now_ms: i64,
     ) -> Result<()> {
@@ -362,7 +372,7 @@ impl PartitionLog {
             return Ok(());
         }
         let full = active.size() + incoming > config.segment_bytes;
-        let old = now_ms.saturating_sub(active.created_ms()) >= config.segment_ms;
+        let old = active.time_waited_for_roll(now_ms, incoming_max_timestamp) > config.segment_ms;
         let overflow = last_offset - active.base_offset() > i64::from(u32::MAX)
             || active.size() + incoming > u64::from(u32::MAX);
         if full || old || overflow {
@@ -773,5 +783,22 @@ mod tests {
                 crate::log::SequenceError::InvalidEpoch { .. }
             ))
         ));
+    }
+
+    #[test]
+    fn segment_ms_counts_from_the_first_batch_timestamp() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = LogConfig {
+            segment_ms: 1_000,
+            ..config(1 << 20)
+        };
+        let mut log = PartitionLog::open(dir.path(), false, &config, None, 0, 0).expect("open");
+        // Wall clock stands still at 0; record time moves 600 ms per batch.
+        for i in 0..4 {
+            let mut bytes = testing::batch(0, 1, 10_000 + i * 600, b"v");
+            log.append(&mut bytes, 1, &config, 0).expect("append");
+        }
+        // 0 and 600 share a segment; 1200 is 1200 ms after 0: roll; 1800 is 600 after 1200.
+        assert_eq!(log.segment_count(), 2);
     }
 }

@@ -88,6 +88,8 @@ pub(crate) struct Segment {
     next_offset: i64,
     max_timestamp: i64,
     created_ms: i64,
+    /// Max timestamp of the first batch: `segment.ms` counts from it (Kafka's rule).
+    first_batch_timestamp: Option<i64>,
     index: OffsetIndex,
     time_index: TimeIndex,
     bytes_since_index: u64,
@@ -113,6 +115,7 @@ impl Segment {
             next_offset: base_offset,
             max_timestamp: -1,
             created_ms: now_ms,
+            first_batch_timestamp: None,
             index: OffsetIndex::default(),
             time_index: TimeIndex::default(),
             bytes_since_index: 0,
@@ -155,11 +158,19 @@ impl Segment {
             next_offset: base_offset,
             max_timestamp: -1,
             created_ms,
+            first_batch_timestamp: None,
             index: OffsetIndex::default(),
             time_index: TimeIndex::default(),
             bytes_since_index: 0,
             running_max: -1,
         };
+        if size >= HEADER_LEN as u64 {
+            let mut header = [0u8; HEADER_LEN];
+            if segment.file.read_exact_at(&mut header, 0).is_ok() {
+                segment.first_batch_timestamp =
+                    BatchHeader::parse(&header).ok().map(|h| h.max_timestamp());
+            }
+        }
         if recover || !segment.load_indexes(index_interval)? {
             let scan = segment.scan(0, recover, index_interval, ScanResult::default())?;
             if scan.valid_len < size {
@@ -393,6 +404,8 @@ impl Segment {
             }
             let len = range.len() as u64;
             self.bytes_since_index += len;
+            self.first_batch_timestamp
+                .get_or_insert(header.max_timestamp());
             self.running_max = self.running_max.max(header.max_timestamp());
             self.max_timestamp = self.max_timestamp.max(header.max_timestamp());
             self.next_offset = header.last_offset() + 1;
@@ -478,8 +491,15 @@ impl Segment {
     pub(crate) fn max_timestamp(&self) -> i64 {
         self.max_timestamp
     }
-    pub(crate) fn created_ms(&self) -> i64 {
-        self.created_ms
+    /// How long the segment has been open for `segment.ms`: from its first batch's timestamp to
+    /// the incoming batch's, or by the wall clock when it has no timestamps (Kafka's rule).
+    pub(crate) fn time_waited_for_roll(&self, now_ms: i64, incoming_max_timestamp: i64) -> i64 {
+        match self.first_batch_timestamp {
+            Some(first) if first >= 0 && incoming_max_timestamp >= 0 => {
+                incoming_max_timestamp.saturating_sub(first)
+            }
+            _ => now_ms.saturating_sub(self.created_ms),
+        }
     }
     /// The time retention measures from: the largest record timestamp, or the creation time of
     /// a segment without timestamps.
