@@ -372,10 +372,10 @@ impl Broker {
                 }
             }
         }
-        if deleted > 0 {
-            if let Err(e) = self.checkpoint_log_starts() {
-                tracing::error!(error = %e, "could not write the log start offset checkpoint");
-            }
+        if deleted > 0
+            && let Err(e) = self.checkpoint_log_starts()
+        {
+            tracing::error!(error = %e, "could not write the log start offset checkpoint");
         }
     }
 

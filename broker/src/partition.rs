@@ -182,14 +182,13 @@ fn first_record_at_or_after(
             )));
         }
         let mut buf = bytes.clone();
-        if let Ok(set) = RecordBatchDecoder::decode(&mut buf) {
-            if let Some(record) = set
+        if let Ok(set) = RecordBatchDecoder::decode(&mut buf)
+            && let Some(record) = set
                 .records
                 .iter()
                 .find(|r| r.timestamp >= target && r.offset >= log_start)
-            {
-                return Ok(Some((record.offset, record.timestamp)));
-            }
+        {
+            return Ok(Some((record.offset, record.timestamp)));
         }
         // The batch's max timestamp reached the target but no record at or after the log start
         // does (or it did not decode): continue after it.

@@ -45,10 +45,8 @@ pub(crate) async fn handle(
                 .with_partitions(partitions)
         })
         .collect();
-    if moved {
-        if let Err(e) = broker.checkpoint_log_starts() {
-            tracing::error!(error = %e, "could not write the log start offset checkpoint");
-        }
+    if moved && let Err(e) = broker.checkpoint_log_starts() {
+        tracing::error!(error = %e, "could not write the log start offset checkpoint");
     }
     DeleteRecordsResponse::default().with_topics(topics)
 }

@@ -62,7 +62,7 @@ impl OffsetIndex {
     /// Parses an index file and checks it against the log it indexes: whole entries, strictly
     /// increasing, positions inside the log. `None` means the file cannot be trusted.
     pub(crate) fn decode(bytes: &[u8], log_len: u64) -> Option<Self> {
-        if bytes.len() % ENTRY_LEN != 0 {
+        if !bytes.len().is_multiple_of(ENTRY_LEN) {
             return None;
         }
         let mut index = OffsetIndex::default();

@@ -254,15 +254,7 @@ impl Segment {
             if position + HEADER_LEN as u64 > self.size {
                 return Ok(false);
             }
-            self.file
-                .read_exact_at(&mut header, position)
-                .map_err(|e| {
-                    Error::io(
-                        "read segment",
-                        segment_path(&self.dir, self.base_offset, LOG_SUFFIX),
-                        e,
-                    )
-                })?;
+            self.read_header_at(&mut header, position)?;
             let expected = self.base_offset + i64::from(entry.relative_offset);
             if BatchHeader::parse(&header).map(|h| h.base_offset()).ok() != Some(expected) {
                 return Ok(false);
@@ -355,20 +347,23 @@ impl Segment {
         Ok(acc)
     }
 
+    /// Reads the batch header at byte `position` of the log.
+    fn read_header_at(&self, header: &mut [u8; HEADER_LEN], position: u64) -> Result<()> {
+        self.file.read_exact_at(header, position).map_err(|e| {
+            Error::io(
+                "read segment",
+                segment_path(&self.dir, self.base_offset, LOG_SUFFIX),
+                e,
+            )
+        })
+    }
+
     /// Calls `f` with every batch header, in order (header reads only).
     pub(crate) fn for_each_header(&self, mut f: impl FnMut(BatchHeader<'_>)) -> Result<()> {
         let mut position = 0u64;
         let mut header = [0u8; HEADER_LEN];
         while position + HEADER_LEN as u64 <= self.size {
-            self.file
-                .read_exact_at(&mut header, position)
-                .map_err(|e| {
-                    Error::io(
-                        "read segment",
-                        segment_path(&self.dir, self.base_offset, LOG_SUFFIX),
-                        e,
-                    )
-                })?;
+            self.read_header_at(&mut header, position)?;
             let Ok(parsed) = BatchHeader::parse(&header) else {
                 break;
             };

@@ -64,7 +64,7 @@ impl TimeIndex {
     /// Parses a time index file; `None` when it is torn or out of order, or names offsets at or
     /// beyond `max_relative_offset` (the segment's next relative offset).
     pub(crate) fn decode(bytes: &[u8], max_relative_offset: u64) -> Option<Self> {
-        if bytes.len() % ENTRY_LEN != 0 {
+        if !bytes.len().is_multiple_of(ENTRY_LEN) {
             return None;
         }
         let mut index = TimeIndex::default();

@@ -72,11 +72,11 @@ pub(super) async fn serve(
             }
         }
         // Pipelined requests already buffered are answered before flushing.
-        if reader.buffer().is_empty() {
-            if let Err(e) = writer.flush().await {
-                tracing::debug!(%peer, error = %e, "connection flush failed");
-                break;
-            }
+        if reader.buffer().is_empty()
+            && let Err(e) = writer.flush().await
+        {
+            tracing::debug!(%peer, error = %e, "connection flush failed");
+            break;
         }
     }
     let _ = writer.flush().await;
