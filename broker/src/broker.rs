@@ -14,10 +14,15 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::error::{ApiError, Error, Result};
 use crate::log::{OffsetCheckpoint, PartitionLog};
+use crate::offsets::{OFFSETS_TOPIC, OffsetStore};
 use crate::partition::Partition;
 use crate::producer_ids::ProducerIds;
 use crate::topic::{self, Topic, TopicStore};
 
+/// Partitions of `__consumer_offsets` (Kafka's `offsets.topic.num.partitions` default).
+const OFFSETS_TOPIC_PARTITIONS: i32 = 50;
+/// Segment size of `__consumer_offsets` (Kafka's `offsets.topic.segment.bytes` default).
+const OFFSETS_TOPIC_SEGMENT_BYTES: i32 = 104_857_600;
 /// Present in the data directory only after a clean shutdown.
 const CLEAN_SHUTDOWN_FILE: &str = ".clean_shutdown";
 /// Held (with an exclusive file lock) while a broker uses the data directory.
@@ -43,6 +48,7 @@ pub struct Broker {
     log_start_checkpoint: OffsetCheckpoint,
     checkpoint_lock: std::sync::Mutex<()>,
     producer_ids: ProducerIds,
+    offsets: OffsetStore,
     advertised: RwLock<(String, u16)>,
     appended: watch::Sender<u64>,
     _lock: File,
@@ -113,6 +119,10 @@ impl Broker {
             topics.by_name.insert(stored.name, topic);
         }
         tracing::info!(topics = topics.by_name.len(), clean, "loaded topics");
+        let offsets = OffsetStore::default();
+        if let Some(topic) = topics.by_name.get(OFFSETS_TOPIC) {
+            offsets.load(topic)?;
+        }
         let advertised = config
             .advertised
             .clone()
@@ -126,6 +136,7 @@ impl Broker {
             log_start_checkpoint,
             checkpoint_lock: std::sync::Mutex::new(()),
             producer_ids: ProducerIds::open(dir.join("meta").join("producer-id-block"))?,
+            offsets,
             advertised: RwLock::new(advertised),
             appended: watch::channel(0).0,
             _lock: lock,
@@ -161,6 +172,36 @@ impl Broker {
         if self.config.advertised.is_none() {
             *self.advertised.write().unwrap_or_else(|p| p.into_inner()) =
                 (addr.ip().to_string(), addr.port());
+        }
+    }
+
+    /// Committed offsets.
+    pub(crate) fn offsets(&self) -> &OffsetStore {
+        &self.offsets
+    }
+
+    /// The internal offsets topic, created on first use (compacted, Kafka's defaults).
+    pub(crate) fn offsets_topic(&self) -> Result<Arc<Topic>, ApiError> {
+        if let Some(topic) = self.topic(OFFSETS_TOPIC) {
+            return Ok(topic);
+        }
+        let overrides = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            (
+                "segment.bytes".to_string(),
+                OFFSETS_TOPIC_SEGMENT_BYTES.to_string(),
+            ),
+        ]);
+        let config = self.topic_config(overrides)?;
+        match self.create_topic(OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS, config, false) {
+            Ok(Some(topic)) => Ok(topic),
+            // Created concurrently by another request.
+            _ => self.topic(OFFSETS_TOPIC).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::CoordinatorNotAvailable,
+                    "The offsets topic could not be created.",
+                )
+            }),
         }
     }
 
@@ -376,6 +417,22 @@ impl Broker {
             && let Err(e) = self.checkpoint_log_starts()
         {
             tracing::error!(error = %e, "could not write the log start offset checkpoint");
+        }
+    }
+
+    /// One log-cleaner pass over the partitions of compacted topics (`log.cleaner.backoff.ms`).
+    pub(crate) fn clean_logs(&self) {
+        for topic in self.topics() {
+            let config = topic.config();
+            if !config.log().cleanup_policy.compact {
+                continue;
+            }
+            for partition in topic.partitions() {
+                if let Err(e) = crate::log::clean(|| partition.lock(), config.log(), self.now_ms())
+                {
+                    tracing::error!(topic = topic.name(), partition = partition.index(), error = %e, "log cleaning failed");
+                }
+            }
         }
     }
 

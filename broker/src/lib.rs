@@ -20,6 +20,7 @@ pub mod config;
 mod error;
 mod handlers;
 mod log;
+mod offsets;
 mod partition;
 mod producer_ids;
 mod recompress;

@@ -149,6 +149,9 @@ fn describe(
     if version >= 10 {
         response.topic_id = topic.id();
     }
+    if version >= 1 {
+        response.is_internal = topic.name() == crate::offsets::OFFSETS_TOPIC;
+    }
     if with_ops {
         response.topic_authorized_operations = ALL_TOPIC_OPERATIONS;
     }

@@ -48,6 +48,12 @@ pub(crate) async fn handle(
                         ErrorCode::UnknownTopicOrPartition,
                         format!("This server does not host partition {index}."),
                     )),
+                    Some((topic, Some(_))) if topic.name() == crate::offsets::OFFSETS_TOPIC => {
+                        Err(ApiError::new(
+                            ErrorCode::InvalidTopicException,
+                            "Cannot append to internal topic __consumer_offsets",
+                        ))
+                    }
                     Some((topic, Some(partition))) => {
                         let config = topic.config();
                         let records = partition_data.records.unwrap_or_default();

@@ -51,6 +51,9 @@ handlers! {
     DeleteRecords(DeleteRecordsRequest, DeleteRecordsResponse) => handlers::delete_records::handle,
     DescribeCluster(DescribeClusterRequest, DescribeClusterResponse) => handlers::describe_cluster::handle,
     InitProducerId(InitProducerIdRequest, InitProducerIdResponse) => handlers::init_producer_id::handle,
+    FindCoordinator(FindCoordinatorRequest, FindCoordinatorResponse) => handlers::find_coordinator::handle,
+    OffsetCommit(OffsetCommitRequest, OffsetCommitResponse) => handlers::offset_commit::handle,
+    OffsetFetch(OffsetFetchRequest, OffsetFetchResponse) => handlers::offset_fetch::handle,
 }
 
 /// The ApiVersions answer: one entry per handler.

@@ -27,6 +27,9 @@ const SERVED: &[ApiKey] = &[
     ApiKey::DeleteRecords,
     ApiKey::DescribeCluster,
     ApiKey::InitProducerId,
+    ApiKey::FindCoordinator,
+    ApiKey::OffsetCommit,
+    ApiKey::OffsetFetch,
 ];
 
 fn served_keys() -> BTreeSet<i16> {
@@ -200,6 +203,12 @@ async fn every_advertised_version_of_every_api_is_answered() -> Result<()> {
                 let request = InitProducerIdRequest::default().with_transactional_id(None);
                 probe(b, c, &request, min, max).await?
             }
+            ApiKey::FindCoordinator => {
+                // An empty group id is answered (INVALID_GROUP_ID) at every version.
+                probe(b, c, &FindCoordinatorRequest::default(), min, max).await?
+            }
+            ApiKey::OffsetCommit => probe(b, c, &OffsetCommitRequest::default(), min, max).await?,
+            ApiKey::OffsetFetch => probe(b, c, &OffsetFetchRequest::default(), min, max).await?,
             other => vec![format!("unexpected API advertised: {other:?}")],
         });
     }

@@ -14,6 +14,7 @@ mod describe_cluster;
 mod fetch;
 mod list_offsets;
 mod metadata;
+mod offsets;
 mod produce;
 mod recovery;
 mod retention;

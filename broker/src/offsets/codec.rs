@@ -1,0 +1,192 @@
+//! Kafka's record formats in `__consumer_offsets` (big-endian, Kafka's non-flexible schemas):
+//!
+//! - Offset commit key, version 1: `version: i16 = 1, group: string, topic: string, partition: i32`
+//!   (version 0 has the same layout).
+//! - Offset commit value, version 3: `version: i16 = 3, offset: i64, leader_epoch: i32,
+//!   metadata: string, commit_timestamp: i64` (versions 0-2 are read too).
+//! - Group metadata key, version 2: `version: i16 = 2, group: string`.
+//!
+//! A string is `length: i16` then UTF-8 bytes. A null value (tombstone) deletes the key.
+
+/// A decoded `__consumer_offsets` key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum OffsetsKey {
+    /// A committed offset of one partition.
+    Offset {
+        group: String,
+        topic: String,
+        partition: i32,
+    },
+    /// A group's membership metadata.
+    Group { group: String },
+}
+
+/// A committed offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CommittedOffset {
+    pub(crate) offset: i64,
+    pub(crate) leader_epoch: i32,
+    pub(crate) metadata: String,
+    pub(crate) commit_timestamp: i64,
+}
+
+fn put_string(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    let len = bytes.len().min(i16::MAX as usize);
+    out.extend_from_slice(&(len as i16).to_be_bytes());
+    out.extend_from_slice(&bytes[..len]);
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = self.0.split_at_checked(N)?;
+        self.0 = rest;
+        head.try_into().ok()
+    }
+    fn i16(&mut self) -> Option<i16> {
+        self.take().map(i16::from_be_bytes)
+    }
+    fn i32(&mut self) -> Option<i32> {
+        self.take().map(i32::from_be_bytes)
+    }
+    fn i64(&mut self) -> Option<i64> {
+        self.take().map(i64::from_be_bytes)
+    }
+    fn string(&mut self) -> Option<String> {
+        let len = usize::try_from(self.i16()?).ok()?;
+        let (head, rest) = self.0.split_at_checked(len)?;
+        self.0 = rest;
+        String::from_utf8(head.to_vec()).ok()
+    }
+}
+
+impl OffsetsKey {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            OffsetsKey::Offset {
+                group,
+                topic,
+                partition,
+            } => {
+                out.extend_from_slice(&1i16.to_be_bytes());
+                put_string(&mut out, group);
+                put_string(&mut out, topic);
+                out.extend_from_slice(&partition.to_be_bytes());
+            }
+            OffsetsKey::Group { group } => {
+                out.extend_from_slice(&2i16.to_be_bytes());
+                put_string(&mut out, group);
+            }
+        }
+        out
+    }
+
+    /// `None` for keys of other versions or malformed keys (they are skipped on load).
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
+        let mut r = Reader(bytes);
+        match r.i16()? {
+            0 | 1 => Some(OffsetsKey::Offset {
+                group: r.string()?,
+                topic: r.string()?,
+                partition: r.i32()?,
+            }),
+            2 => Some(OffsetsKey::Group { group: r.string()? }),
+            _ => None,
+        }
+    }
+}
+
+impl CommittedOffset {
+    /// Version 3 of the value.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(32 + self.metadata.len());
+        out.extend_from_slice(&3i16.to_be_bytes());
+        out.extend_from_slice(&self.offset.to_be_bytes());
+        out.extend_from_slice(&self.leader_epoch.to_be_bytes());
+        put_string(&mut out, &self.metadata);
+        out.extend_from_slice(&self.commit_timestamp.to_be_bytes());
+        out
+    }
+
+    /// Versions 0-3.
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
+        let mut r = Reader(bytes);
+        let version = r.i16()?;
+        let offset = r.i64()?;
+        let leader_epoch = if version >= 3 { r.i32()? } else { -1 };
+        let metadata = r.string()?;
+        let commit_timestamp = r.i64()?;
+        if version == 1 {
+            r.i64()?; // expire timestamp, unused since Kafka 2.1
+        }
+        (0..=3).contains(&version).then_some(CommittedOffset {
+            offset,
+            leader_epoch,
+            metadata,
+            commit_timestamp,
+        })
+    }
+}
+
+/// Java's `String.hashCode` over UTF-16 code units, as Kafka uses to place a group.
+pub(crate) fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+}
+
+/// The `__consumer_offsets` partition of a group: `abs(hash) % partitions` with Kafka's
+/// `Utils.abs` (`hash & 0x7fffffff`).
+pub(crate) fn partition_for(group: &str, partitions: i32) -> i32 {
+    (java_string_hash(group) & 0x7fff_ffff) % partitions.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn group_placement_matches_kafka() {
+        // Well-known Java values: "hello".hashCode() and the "Aa"/"BB" collision.
+        assert_eq!(java_string_hash(""), 0);
+        assert_eq!(java_string_hash("hello"), 99_162_322);
+        assert_eq!(java_string_hash("Aa"), 2112);
+        assert_eq!(java_string_hash("BB"), 2112);
+        // Negative hashes are masked, not negated (Kafka's Utils.abs): this one is i32::MIN.
+        assert_eq!(java_string_hash("polygenelubricants"), i32::MIN);
+        assert_eq!(partition_for("polygenelubricants", 50), 0);
+        assert_eq!(partition_for("hello", 50), 99_162_322 % 50);
+    }
+
+    #[test]
+    fn known_bytes_of_a_v1_key() {
+        let key = OffsetsKey::Offset {
+            group: "g".into(),
+            topic: "t".into(),
+            partition: 2,
+        };
+        assert_eq!(key.encode(), vec![0, 1, 0, 1, b'g', 0, 1, b't', 0, 0, 0, 2]);
+    }
+
+    proptest! {
+        #[test]
+        fn keys_and_values_round_trip(group in ".{0,30}", topic in "[a-z._-]{1,30}", partition in 0i32..1000,
+                                      offset in -1i64..i64::MAX, epoch in -1i32..1000, metadata in ".{0,40}", ts in 0i64..i64::MAX) {
+            let key = OffsetsKey::Offset { group: group.clone(), topic, partition };
+            prop_assert_eq!(OffsetsKey::decode(&key.encode()), Some(key));
+            let group_key = OffsetsKey::Group { group };
+            prop_assert_eq!(OffsetsKey::decode(&group_key.encode()), Some(group_key));
+            let value = CommittedOffset { offset, leader_epoch: epoch, metadata, commit_timestamp: ts };
+            prop_assert_eq!(CommittedOffset::decode(&value.encode()), Some(value));
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = OffsetsKey::decode(&bytes);
+            let _ = CommittedOffset::decode(&bytes);
+        }
+    }
+}

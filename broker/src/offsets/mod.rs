@@ -1,0 +1,8 @@
+//! Committed offsets, kept in the compacted internal topic `__consumer_offsets` in Kafka's
+//! key/value formats (see `codec`), with an in-memory view rebuilt from it at startup.
+
+mod codec;
+mod store;
+
+pub(crate) use codec::CommittedOffset;
+pub(crate) use store::{OFFSETS_TOPIC, OffsetStore};

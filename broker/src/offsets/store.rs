@@ -1,0 +1,188 @@
+//! The in-memory view of `__consumer_offsets` and the writes that keep it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::indexmap::IndexMap;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+use super::codec::{CommittedOffset, OffsetsKey, partition_for};
+use crate::error::{Error, Result};
+use crate::topic::Topic;
+
+/// Kafka's name of the offsets topic.
+pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+type GroupOffsets = BTreeMap<(String, i32), CommittedOffset>;
+
+/// Committed offsets of every group.
+#[derive(Debug, Default)]
+pub(crate) struct OffsetStore {
+    groups: Mutex<HashMap<String, GroupOffsets>>,
+}
+
+impl OffsetStore {
+    fn apply(&self, key: &OffsetsKey, value: Option<&[u8]>) {
+        let OffsetsKey::Offset {
+            group,
+            topic,
+            partition,
+        } = key
+        else {
+            return;
+        };
+        let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        match value.and_then(CommittedOffset::decode) {
+            Some(offset) => {
+                groups
+                    .entry(group.clone())
+                    .or_default()
+                    .insert((topic.clone(), *partition), offset);
+            }
+            None => {
+                if let Some(offsets) = groups.get_mut(group) {
+                    offsets.remove(&(topic.clone(), *partition));
+                    if offsets.is_empty() {
+                        groups.remove(group);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rebuilds the view from the offsets topic's log.
+    pub(crate) fn load(&self, topic: &Topic) -> Result<()> {
+        let mut records = 0usize;
+        for partition in topic.partitions() {
+            let mut offset = partition.offsets().log_start;
+            loop {
+                let read = partition.read(offset, 16 << 20, true)?;
+                if read.records.is_empty() {
+                    break;
+                }
+                let mut bytes = read.records.clone();
+                let sets = RecordBatchDecoder::decode_all(&mut bytes).map_err(|e| {
+                    Error::CorruptMetadata {
+                        path: OFFSETS_TOPIC.into(),
+                        reason: format!("partition {}: {e}", partition.index()),
+                    }
+                })?;
+                let mut next = offset;
+                for record in sets.iter().flat_map(|s| s.records.iter()) {
+                    next = next.max(record.offset + 1);
+                    if record.offset < offset || record.control {
+                        continue;
+                    }
+                    if let Some(key) = record.key.as_deref().and_then(OffsetsKey::decode) {
+                        self.apply(&key, record.value.as_deref());
+                        records += 1;
+                    }
+                }
+                let last = fjord_protocol::batch::Batches::new(&read.records)
+                    .filter_map(|b| b.ok())
+                    .map(|(h, _)| h.last_offset() + 1)
+                    .max()
+                    .unwrap_or(next);
+                offset = last.max(next);
+            }
+        }
+        tracing::info!(
+            records,
+            groups = self.groups.lock().unwrap_or_else(|p| p.into_inner()).len(),
+            "loaded committed offsets"
+        );
+        Ok(())
+    }
+
+    /// Writes offsets (or, for `None`, tombstones) of `group` to its partition of the offsets
+    /// topic, then updates the view. Nothing is visible before the write succeeded.
+    pub(crate) fn write(
+        &self,
+        topic: &Topic,
+        group: &str,
+        entries: Vec<((String, i32), Option<CommittedOffset>)>,
+        now_ms: i64,
+    ) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let index = partition_for(group, topic.partition_count());
+        let partition = topic
+            .partition(index)
+            .ok_or_else(|| Error::UnknownTopicOrPartition {
+                topic: OFFSETS_TOPIC.into(),
+                partition: index,
+            })?;
+        let keyed: Vec<(OffsetsKey, Option<CommittedOffset>)> = entries
+            .into_iter()
+            .map(|((t, p), v)| {
+                (
+                    OffsetsKey::Offset {
+                        group: group.to_string(),
+                        topic: t,
+                        partition: p,
+                    },
+                    v,
+                )
+            })
+            .collect();
+        let records: Vec<Record> = keyed
+            .iter()
+            .enumerate()
+            .map(|(i, (key, value))| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: i as i32,
+                timestamp: now_ms,
+                key: Some(Bytes::from(key.encode())),
+                value: value.as_ref().map(|v| Bytes::from(v.encode())),
+                headers: IndexMap::new(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, records.iter(), &options).map_err(|e| {
+            Error::CorruptMetadata {
+                path: OFFSETS_TOPIC.into(),
+                reason: format!("cannot encode offset commit: {e}"),
+            }
+        })?;
+        let config = topic.config();
+        partition.append(&buf, config.log(), now_ms)?;
+        for (key, value) in &keyed {
+            self.apply(key, value.as_ref().map(|v| v.encode()).as_deref());
+        }
+        Ok(())
+    }
+
+    /// The committed offset of one partition.
+    pub(crate) fn get(&self, group: &str, topic: &str, partition: i32) -> Option<CommittedOffset> {
+        let groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        groups
+            .get(group)
+            .and_then(|o| o.get(&(topic.to_string(), partition)))
+            .cloned()
+    }
+
+    /// Every committed offset of a group.
+    pub(crate) fn group(&self, group: &str) -> GroupOffsets {
+        self.groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(group)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
