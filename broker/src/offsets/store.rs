@@ -185,4 +185,17 @@ impl OffsetStore {
             .cloned()
             .unwrap_or_default()
     }
+
+    /// Groups with committed offsets, sorted.
+    pub(crate) fn groups(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
 }

@@ -54,6 +54,10 @@ handlers! {
     FindCoordinator(FindCoordinatorRequest, FindCoordinatorResponse) => handlers::find_coordinator::handle,
     OffsetCommit(OffsetCommitRequest, OffsetCommitResponse) => handlers::offset_commit::handle,
     OffsetFetch(OffsetFetchRequest, OffsetFetchResponse) => handlers::offset_fetch::handle,
+    ListGroups(ListGroupsRequest, ListGroupsResponse) => handlers::groups::list,
+    DescribeGroups(DescribeGroupsRequest, DescribeGroupsResponse) => handlers::groups::describe,
+    DeleteGroups(DeleteGroupsRequest, DeleteGroupsResponse) => handlers::groups::delete,
+    OffsetDelete(OffsetDeleteRequest, OffsetDeleteResponse) => handlers::groups::delete_offsets,
 }
 
 /// The ApiVersions answer: one entry per handler.

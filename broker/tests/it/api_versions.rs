@@ -30,6 +30,10 @@ const SERVED: &[ApiKey] = &[
     ApiKey::FindCoordinator,
     ApiKey::OffsetCommit,
     ApiKey::OffsetFetch,
+    ApiKey::ListGroups,
+    ApiKey::DescribeGroups,
+    ApiKey::DeleteGroups,
+    ApiKey::OffsetDelete,
 ];
 
 fn served_keys() -> BTreeSet<i16> {
@@ -209,6 +213,12 @@ async fn every_advertised_version_of_every_api_is_answered() -> Result<()> {
             }
             ApiKey::OffsetCommit => probe(b, c, &OffsetCommitRequest::default(), min, max).await?,
             ApiKey::OffsetFetch => probe(b, c, &OffsetFetchRequest::default(), min, max).await?,
+            ApiKey::ListGroups => probe(b, c, &ListGroupsRequest::default(), min, max).await?,
+            ApiKey::DescribeGroups => {
+                probe(b, c, &DescribeGroupsRequest::default(), min, max).await?
+            }
+            ApiKey::DeleteGroups => probe(b, c, &DeleteGroupsRequest::default(), min, max).await?,
+            ApiKey::OffsetDelete => probe(b, c, &OffsetDeleteRequest::default(), min, max).await?,
             other => vec![format!("unexpected API advertised: {other:?}")],
         });
     }

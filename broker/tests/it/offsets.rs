@@ -277,3 +277,100 @@ async fn offsets_topic_is_internal_and_not_writable_by_clients() -> Result<()> {
     assert_eq!(produce.error_code, ErrorCode::InvalidTopicException.code());
     Ok(())
 }
+
+#[tokio::test]
+async fn groups_with_offsets_are_listed_described_and_deletable() -> Result<()> {
+    use kafka_protocol::messages::offset_delete_request::{
+        OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+    };
+    use kafka_protocol::messages::{
+        DeleteGroupsRequest, DescribeGroupsRequest, ListGroupsRequest, OffsetDeleteRequest,
+    };
+
+    let mut broker = TestBroker::start().await?;
+    let mut client = broker.client().await?;
+    create_topic(&mut client, "t", 2, &[]).await?;
+    client.call(8, &commit("keep", "t", 0, 1, 0, "")).await?;
+    client.call(8, &commit("keep", "t", 1, 2, 0, "")).await?;
+    client.call(8, &commit("drop", "t", 0, 3, 0, "")).await?;
+
+    let listed = client.call(4, &ListGroupsRequest::default()).await?;
+    let mut names: Vec<(String, String)> = listed
+        .groups
+        .iter()
+        .map(|g| (g.group_id.0.to_string(), g.group_state.to_string()))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            ("drop".into(), "Empty".into()),
+            ("keep".into(), "Empty".into())
+        ]
+    );
+    let stable_only = client
+        .call(
+            4,
+            &ListGroupsRequest::default().with_states_filter(vec![s("Stable")]),
+        )
+        .await?;
+    assert!(stable_only.groups.is_empty());
+
+    let described = client
+        .call(
+            6,
+            &DescribeGroupsRequest::default()
+                .with_groups(vec![GroupId(s("keep")), GroupId(s("nope"))]),
+        )
+        .await?;
+    assert_eq!(described.groups[0].group_state.as_str(), "Empty");
+    assert_eq!(described.groups[0].error_code, 0);
+    assert_eq!(described.groups[1].group_state.as_str(), "Dead");
+    assert_eq!(
+        described.groups[1].error_code,
+        ErrorCode::GroupIdNotFound.code()
+    );
+
+    // OffsetDelete removes one partition's offset; DeleteGroups removes a whole group.
+    let request = OffsetDeleteRequest::default()
+        .with_group_id(GroupId(s("keep")))
+        .with_topics(vec![
+            OffsetDeleteRequestTopic::default()
+                .with_name(topic("t"))
+                .with_partitions(vec![
+                    OffsetDeleteRequestPartition::default().with_partition_index(1),
+                ]),
+        ]);
+    let response = client.call(0, &request).await?;
+    assert_eq!(response.error_code, 0);
+    assert_eq!(response.topics[0].partitions[0].error_code, 0);
+    let deleted = client
+        .call(
+            2,
+            &DeleteGroupsRequest::default()
+                .with_groups_names(vec![GroupId(s("drop")), GroupId(s("never"))]),
+        )
+        .await?;
+    assert_eq!(deleted.results[0].error_code, 0);
+    assert_eq!(
+        deleted.results[1].error_code,
+        ErrorCode::GroupIdNotFound.code()
+    );
+
+    // The deletions are tombstones in __consumer_offsets: they hold after a restart too.
+    broker.restart().await?;
+    let mut client = broker.client().await?;
+    assert_eq!(fetch_v7(&mut client, "keep", "t", 0).await?.0, 1);
+    assert_eq!(fetch_v7(&mut client, "keep", "t", 1).await?.0, -1);
+    assert_eq!(fetch_v7(&mut client, "drop", "t", 0).await?.0, -1);
+    let listed = client.call(4, &ListGroupsRequest::default()).await?;
+    assert_eq!(
+        listed
+            .groups
+            .iter()
+            .map(|g| g.group_id.0.to_string())
+            .collect::<Vec<_>>(),
+        vec!["keep".to_string()]
+    );
+    Ok(())
+}
