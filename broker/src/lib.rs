@@ -18,6 +18,7 @@ mod broker;
 mod clock;
 pub mod config;
 mod error;
+mod group;
 mod handlers;
 mod log;
 mod offsets;
