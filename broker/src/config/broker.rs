@@ -96,6 +96,41 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         doc: "How often the flusher checks `flush.ms`; Kafka's default never runs it.",
     },
     ConfigDef {
+        name: "log.cleaner.backoff.ms",
+        kind: ConfigType::Long,
+        default: Some("15000"),
+        validator: Validator::AtLeast(0),
+        doc: "How often the log cleaner looks for compacted logs to clean.",
+    },
+    ConfigDef {
+        name: "log.cleaner.delete.retention.ms",
+        kind: ConfigType::Long,
+        default: Some("86400000"),
+        validator: Validator::AtLeast(0),
+        doc: "Default `delete.retention.ms` of topics.",
+    },
+    ConfigDef {
+        name: "log.cleaner.min.cleanable.ratio",
+        kind: ConfigType::Double,
+        default: Some("0.5"),
+        validator: Validator::Between(0.0, 1.0),
+        doc: "Default `min.cleanable.dirty.ratio` of topics.",
+    },
+    ConfigDef {
+        name: "log.cleaner.min.compaction.lag.ms",
+        kind: ConfigType::Long,
+        default: Some("0"),
+        validator: Validator::AtLeast(0),
+        doc: "Default `min.compaction.lag.ms` of topics.",
+    },
+    ConfigDef {
+        name: "log.cleaner.max.compaction.lag.ms",
+        kind: ConfigType::Long,
+        default: Some(I64_MAX),
+        validator: Validator::AtLeast(1),
+        doc: "Default `max.compaction.lag.ms` of topics.",
+    },
+    ConfigDef {
         name: "log.cleanup.policy",
         kind: ConfigType::List,
         default: Some("delete"),
@@ -230,6 +265,8 @@ pub struct BrokerConfig {
     pub retention_check_interval_ms: u64,
     /// `log.flush.scheduler.interval.ms`.
     pub flush_scheduler_interval_ms: u64,
+    /// `log.cleaner.backoff.ms`.
+    pub cleaner_backoff_ms: u64,
     /// Every key set explicitly, validated (topic defaults are resolved from these).
     values: BTreeMap<String, String>,
 }
@@ -296,6 +333,7 @@ impl BrokerConfig {
                 .unwrap_or(300_000),
             flush_scheduler_interval_ms: get(&all, "log.flush.scheduler.interval.ms")
                 .unwrap_or(u64::MAX),
+            cleaner_backoff_ms: get(&all, "log.cleaner.backoff.ms").unwrap_or(15_000),
             values: known,
         })
     }

@@ -68,6 +68,8 @@ pub enum Validator {
     OneOf(&'static [&'static str]),
     /// A comma-separated list of these strings, not empty.
     ListOf(&'static [&'static str]),
+    /// A number in this closed range.
+    Between(f64, f64),
 }
 
 /// One documented, typed config entry.
@@ -112,10 +114,15 @@ impl ConfigDef {
                     .map_err(|_| invalid("expected a 64-bit integer".into()))?,
             ),
             ConfigType::Double => {
-                value
+                let n = value
                     .trim()
                     .parse::<f64>()
                     .map_err(|_| invalid("expected a number".into()))?;
+                if let Validator::Between(min, max) = self.validator
+                    && !(min..=max).contains(&n)
+                {
+                    return Err(invalid(format!("must be between {min} and {max}")));
+                }
                 None
             }
             ConfigType::String | ConfigType::List => None,
@@ -177,6 +184,7 @@ pub fn markdown_table(registry: &'static [ConfigDef]) -> String {
         let valid = match def.validator {
             Validator::Any => String::new(),
             Validator::AtLeast(min) => format!("[{min}, ...]"),
+            Validator::Between(min, max) => format!("[{min}, ..., {max}]"),
             Validator::OneOf(values) | Validator::ListOf(values) => values.join(", "),
         };
         out.push_str(&format!(

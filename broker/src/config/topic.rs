@@ -14,7 +14,7 @@ pub static TOPIC_CONFIGS: &[ConfigDef] = &[
         kind: ConfigType::List,
         default: Some("delete"),
         validator: Validator::ListOf(&["delete", "compact"]),
-        doc: "`delete` removes old segments by retention.ms/retention.bytes; `compact` keeps the latest record per key (the log cleaner arrives with compaction; until then compacted topics are kept whole).",
+        doc: "`delete` removes old segments by retention.ms/retention.bytes; `compact` has the log cleaner rewrite sealed segments keeping the latest record per key (every log.cleaner.backoff.ms); `compact,delete` does both.",
     },
     ConfigDef {
         name: "compression.type",
@@ -22,6 +22,13 @@ pub static TOPIC_CONFIGS: &[ConfigDef] = &[
         default: Some("producer"),
         validator: Validator::OneOf(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]),
         doc: "Codec batches are stored with. `producer` keeps each batch exactly as sent (the fast path); any other value recompresses batches that use a different codec.",
+    },
+    ConfigDef {
+        name: "delete.retention.ms",
+        kind: ConfigType::Long,
+        default: Some("86400000"),
+        validator: Validator::AtLeast(0),
+        doc: "How long the cleaner keeps a tombstone (a record with a null value) of a compacted topic after it first cleaned its batch, so that consumers reading the log see the deletion.",
     },
     ConfigDef {
         name: "flush.messages",
@@ -52,11 +59,32 @@ pub static TOPIC_CONFIGS: &[ConfigDef] = &[
         doc: "Largest record batch the topic accepts, in bytes (after compression); larger batches get MESSAGE_TOO_LARGE.",
     },
     ConfigDef {
+        name: "max.compaction.lag.ms",
+        kind: ConfigType::Long,
+        default: Some(I64_MAX),
+        validator: Validator::AtLeast(1),
+        doc: "Longest time a record of a compacted topic may stay uncleaned: a log whose oldest dirty segment is older is cleaned whatever its dirty ratio, and the active segment rolls after this long.",
+    },
+    ConfigDef {
         name: "message.timestamp.type",
         kind: ConfigType::String,
         default: Some("CreateTime"),
         validator: Validator::OneOf(&["CreateTime", "LogAppendTime"]),
         doc: "`CreateTime` keeps the producer's timestamps; `LogAppendTime` stamps each batch with the broker's clock on append.",
+    },
+    ConfigDef {
+        name: "min.cleanable.dirty.ratio",
+        kind: ConfigType::Double,
+        default: Some("0.5"),
+        validator: Validator::Between(0.0, 1.0),
+        doc: "The cleaner cleans a compacted log only when its dirty (not yet cleaned) bytes are at least this fraction of the cleanable log.",
+    },
+    ConfigDef {
+        name: "min.compaction.lag.ms",
+        kind: ConfigType::Long,
+        default: Some("0"),
+        validator: Validator::AtLeast(0),
+        doc: "Shortest time a record stays uncompacted: segments with a record newer than this are not cleaned yet.",
     },
     ConfigDef {
         name: "min.insync.replicas",
@@ -102,11 +130,15 @@ pub(crate) fn broker_synonyms(topic_key: &str) -> &'static [(&'static str, i64)]
     match topic_key {
         "cleanup.policy" => &[("log.cleanup.policy", 1)],
         "compression.type" => &[("compression.type", 1)],
+        "delete.retention.ms" => &[("log.cleaner.delete.retention.ms", 1)],
         "flush.messages" => &[("log.flush.interval.messages", 1)],
         "flush.ms" => &[("log.flush.interval.ms", 1)],
         "index.interval.bytes" => &[("log.index.interval.bytes", 1)],
+        "max.compaction.lag.ms" => &[("log.cleaner.max.compaction.lag.ms", 1)],
         "max.message.bytes" => &[("message.max.bytes", 1)],
         "message.timestamp.type" => &[("log.message.timestamp.type", 1)],
+        "min.cleanable.dirty.ratio" => &[("log.cleaner.min.cleanable.ratio", 1)],
+        "min.compaction.lag.ms" => &[("log.cleaner.min.compaction.lag.ms", 1)],
         "min.insync.replicas" => &[("min.insync.replicas", 1)],
         "retention.bytes" => &[("log.retention.bytes", 1)],
         "retention.ms" => &[
@@ -146,25 +178,35 @@ pub enum TimestampType {
 }
 
 /// The typed, resolved configs the log of one topic runs on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     pub cleanup_policy: CleanupPolicy,
     /// `None` for `producer`; otherwise the Kafka codec number (0 = uncompressed).
     pub compression: Option<i16>,
+    /// `delete.retention.ms`: how long tombstones survive after their batch was first cleaned.
+    pub delete_retention_ms: i64,
     pub flush_messages: i64,
     pub flush_ms: i64,
     pub index_interval_bytes: u64,
     pub max_message_bytes: usize,
+    /// `max.compaction.lag.ms`.
+    pub max_compaction_lag_ms: i64,
     pub timestamp_type: TimestampType,
+    /// `min.cleanable.dirty.ratio`.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`.
+    pub min_compaction_lag_ms: i64,
     pub min_insync_replicas: i32,
     pub retention_bytes: i64,
     pub retention_ms: i64,
     pub segment_bytes: u64,
+    /// `segment.ms`; for compacted topics at most `max.compaction.lag.ms` (Kafka's rule, so
+    /// that the active segment becomes cleanable in time).
     pub segment_ms: i64,
 }
 
 /// A topic's config overrides and the values they resolve to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TopicConfig {
     overrides: BTreeMap<String, String>,
     resolved: BTreeMap<String, (String, ConfigSource)>,
@@ -271,22 +313,33 @@ impl LogConfig {
         } else {
             TimestampType::CreateTime
         };
+        let cleanup_policy = CleanupPolicy {
+            delete: policy.contains("delete"),
+            compact: policy.contains("compact"),
+        };
+        let max_compaction_lag_ms = get(values, "max.compaction.lag.ms").unwrap_or(i64::MAX);
+        let segment_ms = get(values, "segment.ms").unwrap_or(604_800_000);
         LogConfig {
-            cleanup_policy: CleanupPolicy {
-                delete: policy.contains("delete"),
-                compact: policy.contains("compact"),
-            },
+            cleanup_policy,
             compression,
+            delete_retention_ms: get(values, "delete.retention.ms").unwrap_or(86_400_000),
             flush_messages: get(values, "flush.messages").unwrap_or(i64::MAX),
             flush_ms: get(values, "flush.ms").unwrap_or(i64::MAX),
             index_interval_bytes: get(values, "index.interval.bytes").unwrap_or(4096),
             max_message_bytes: get(values, "max.message.bytes").unwrap_or(1_048_588),
+            max_compaction_lag_ms,
             timestamp_type,
+            min_cleanable_dirty_ratio: get(values, "min.cleanable.dirty.ratio").unwrap_or(0.5),
+            min_compaction_lag_ms: get(values, "min.compaction.lag.ms").unwrap_or(0),
             min_insync_replicas: get(values, "min.insync.replicas").unwrap_or(1),
             retention_bytes: get(values, "retention.bytes").unwrap_or(-1),
             retention_ms: get(values, "retention.ms").unwrap_or(604_800_000),
             segment_bytes: get(values, "segment.bytes").unwrap_or(1 << 30),
-            segment_ms: get(values, "segment.ms").unwrap_or(604_800_000),
+            segment_ms: if cleanup_policy.compact {
+                segment_ms.min(max_compaction_lag_ms)
+            } else {
+                segment_ms
+            },
         }
     }
 }
@@ -319,6 +372,44 @@ mod tests {
         assert_eq!(log.retention_bytes, -1);
         assert_eq!(log.compression, None);
         assert!(log.cleanup_policy.delete && !log.cleanup_policy.compact);
+        assert_eq!(log.delete_retention_ms, 86_400_000);
+        assert_eq!(log.min_cleanable_dirty_ratio, 0.5);
+        assert_eq!(log.min_compaction_lag_ms, 0);
+        assert_eq!(log.max_compaction_lag_ms, i64::MAX);
+    }
+
+    #[test]
+    fn cleaner_configs_validate_and_take_their_broker_synonyms() {
+        let broker = map(&[
+            ("log.cleaner.delete.retention.ms", "1000"),
+            ("log.cleaner.min.cleanable.ratio", "0.25"),
+            ("log.cleaner.min.compaction.lag.ms", "7"),
+            ("log.cleaner.max.compaction.lag.ms", "60000"),
+        ]);
+        let config =
+            TopicConfig::new(map(&[("cleanup.policy", "compact")]), &broker).expect("valid");
+        let log = config.log();
+        assert_eq!(log.delete_retention_ms, 1_000);
+        assert_eq!(log.min_cleanable_dirty_ratio, 0.25);
+        assert_eq!(log.min_compaction_lag_ms, 7);
+        assert_eq!(log.max_compaction_lag_ms, 60_000);
+        assert_eq!(
+            log.segment_ms, 60_000,
+            "compacted logs roll by max.compaction.lag.ms"
+        );
+        for (key, bad) in [
+            ("min.cleanable.dirty.ratio", "1.5"),
+            ("min.cleanable.dirty.ratio", "-0.1"),
+            ("min.cleanable.dirty.ratio", "half"),
+            ("delete.retention.ms", "-1"),
+            ("max.compaction.lag.ms", "0"),
+            ("min.compaction.lag.ms", "-1"),
+        ] {
+            assert!(
+                TopicConfig::new(map(&[(key, bad)]), &BTreeMap::new()).is_err(),
+                "{key}={bad}"
+            );
+        }
     }
 
     #[test]

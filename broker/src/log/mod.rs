@@ -2,13 +2,16 @@
 //! are written down in `docs/log-format.md`.
 
 mod checkpoint;
+mod cleaner;
 mod offset_index;
 mod partition_log;
 mod producer_state;
+mod retained_batch;
 mod segment;
 mod time_index;
 
 pub(crate) use checkpoint::OffsetCheckpoint;
+pub(crate) use cleaner::clean;
 pub(crate) use partition_log::{AppendInfo, PartitionLog, count_records};
 pub use producer_state::SequenceError;
 pub(crate) use segment::{ReadPlan, find_batch_by_time, read_batches, sync_dir, write_atomically};

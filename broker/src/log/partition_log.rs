@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use fjord_protocol::batch::{self, Batches};
 
+use super::cleaner::{self, CleanerState};
 use super::producer_state::{ProducerBatch, ProducerStateTable, SequenceCheck};
 use super::segment::{LOG_SUFFIX, ReadPlan, Segment, segment_path, write_atomically};
 use crate::config::{LogConfig, TimestampType};
@@ -31,6 +32,7 @@ pub(crate) struct PartitionLog {
     unflushed_messages: i64,
     first_unflushed_ms: Option<i64>,
     producers: ProducerStateTable,
+    cleaner: CleanerState,
 }
 
 /// File extension of producer-state snapshots.
@@ -49,6 +51,7 @@ impl PartitionLog {
     ) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io("create partition directory", dir, e))?;
+        cleaner::complete_interrupted_swaps(dir)?;
         let mut bases = Vec::new();
         let mut snapshots = Vec::new();
         let entries = std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))?;
@@ -105,6 +108,7 @@ impl PartitionLog {
             unflushed_messages: 0,
             first_unflushed_ms: None,
             producers: ProducerStateTable::default(),
+            cleaner: CleanerState::load(dir),
         };
         log.log_start_offset = log.log_start_offset.min(log.log_end_offset());
         log.high_watermark = log.log_end_offset();
@@ -212,6 +216,42 @@ impl PartitionLog {
     /// Bytes on disk across segments.
     pub(crate) fn size_bytes(&self) -> u64 {
         self.segments.values().map(Segment::size).sum()
+    }
+
+    /// The partition directory.
+    pub(super) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Every segment but the active one, oldest first.
+    pub(super) fn sealed_segments(&self) -> impl Iterator<Item = &Segment> {
+        self.segments
+            .values()
+            .take(self.segments.len().saturating_sub(1))
+    }
+
+    /// The segment starting at `base`.
+    pub(super) fn segment(&self, base: i64) -> Option<&Segment> {
+        self.segments.get(&base)
+    }
+
+    /// Puts a rewritten segment in place of the one with its base offset.
+    pub(super) fn replace_segment(&mut self, segment: Segment) {
+        self.segments.insert(segment.base_offset(), segment);
+    }
+
+    /// The log cleaner's progress on this partition.
+    pub(super) fn cleaner_state(&self) -> &CleanerState {
+        &self.cleaner
+    }
+
+    pub(super) fn cleaner_state_mut(&mut self) -> &mut CleanerState {
+        &mut self.cleaner
+    }
+
+    /// Each idempotent producer's id with the last offset of its newest batch.
+    pub(super) fn producer_last_offsets(&self) -> std::collections::HashMap<i64, i64> {
+        self.producers.last_offsets().collect()
     }
 
     /// Number of segments.

@@ -142,6 +142,14 @@ impl ProducerStateTable {
         entry.batches.push_back(batch);
     }
 
+    /// Each producer's id with the last offset of its newest batch (the log cleaner keeps that
+    /// batch, even emptied, so the producer's sequence state survives compaction).
+    pub(crate) fn last_offsets(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.producers
+            .iter()
+            .filter_map(|(id, e)| e.batches.back().map(|b| (*id, b.last_offset)))
+    }
+
     /// Forgets producers whose last batch lies below the log start (Kafka's behaviour when
     /// retention removes a producer's data).
     pub(crate) fn truncate_before(&mut self, log_start: i64) {

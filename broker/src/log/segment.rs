@@ -134,14 +134,72 @@ impl Segment {
         now_ms: i64,
     ) -> Result<Self> {
         let path = segment_path(dir, base_offset, LOG_SUFFIX);
+        let mut segment = Self::from_file(dir, base_offset, &path, now_ms)?;
+        let size = segment.size;
+        if recover || !segment.load_indexes(index_interval)? {
+            let scan = segment.scan(0, recover, index_interval, ScanResult::default())?;
+            if scan.valid_len < size {
+                tracing::warn!(
+                    segment = %path.display(),
+                    valid_bytes = scan.valid_len,
+                    file_bytes = size,
+                    "truncating torn or corrupt tail of segment"
+                );
+                segment
+                    .file
+                    .set_len(scan.valid_len)
+                    .map_err(|e| Error::io("truncate", &path, e))?;
+                segment
+                    .file
+                    .sync_all()
+                    .map_err(|e| Error::io("fsync", &path, e))?;
+                segment.size = scan.valid_len;
+            }
+            segment.apply_scan(scan);
+            if !recover {
+                segment.write_indexes()?;
+            }
+        }
+        Ok(segment)
+    }
+
+    /// Opens a segment the log cleaner wrote to `path` (`<base>.log.cleaned`), to be renamed
+    /// over `<base>.log`: every batch is checked and the indexes are built in memory (they are
+    /// written by [`Segment::write_indexes`] once the rename is done). The file handle follows
+    /// the rename, so the segment stays valid after it.
+    pub(crate) fn open_cleaned(
+        dir: &Path,
+        base_offset: i64,
+        path: &Path,
+        index_interval: u64,
+        now_ms: i64,
+    ) -> Result<Self> {
+        let mut segment = Self::from_file(dir, base_offset, path, now_ms)?;
+        let scan = segment.scan(0, true, index_interval, ScanResult::default())?;
+        if scan.valid_len != segment.size {
+            return Err(Error::io(
+                "validate cleaned segment",
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "a rewritten batch does not validate",
+                ),
+            ));
+        }
+        segment.apply_scan(scan);
+        Ok(segment)
+    }
+
+    /// The segment over the file at `path`, before its batches are scanned.
+    fn from_file(dir: &Path, base_offset: i64, path: &Path, now_ms: i64) -> Result<Self> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
-            .open(&path)
-            .map_err(|e| Error::io("open segment", &path, e))?;
+            .open(path)
+            .map_err(|e| Error::io("open segment", path, e))?;
         let size = file
             .metadata()
-            .map_err(|e| Error::io("stat", &path, e))?
+            .map_err(|e| Error::io("stat", path, e))?
             .len();
         let created_ms = file
             .metadata()
@@ -169,30 +227,6 @@ impl Segment {
             if segment.file.read_exact_at(&mut header, 0).is_ok() {
                 segment.first_batch_timestamp =
                     BatchHeader::parse(&header).ok().map(|h| h.max_timestamp());
-            }
-        }
-        if recover || !segment.load_indexes(index_interval)? {
-            let scan = segment.scan(0, recover, index_interval, ScanResult::default())?;
-            if scan.valid_len < size {
-                tracing::warn!(
-                    segment = %path.display(),
-                    valid_bytes = scan.valid_len,
-                    file_bytes = size,
-                    "truncating torn or corrupt tail of segment"
-                );
-                segment
-                    .file
-                    .set_len(scan.valid_len)
-                    .map_err(|e| Error::io("truncate", &path, e))?;
-                segment
-                    .file
-                    .sync_all()
-                    .map_err(|e| Error::io("fsync", &path, e))?;
-                segment.size = scan.valid_len;
-            }
-            segment.apply_scan(scan);
-            if !recover {
-                segment.write_indexes()?;
             }
         }
         Ok(segment)
@@ -441,15 +475,11 @@ impl Segment {
 
     /// Removes the segment's files.
     pub(crate) fn delete(&self) -> Result<()> {
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-            let path = segment_path(&self.dir, self.base_offset, suffix);
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("delete", &path, e)),
-            }
-        }
-        Ok(())
+        remove_files(
+            &self.dir,
+            self.base_offset,
+            &[LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX],
+        )
     }
 
     /// Plans a read of the batches holding `offset` onwards.
@@ -505,6 +535,44 @@ impl Segment {
             self.created_ms
         }
     }
+
+    /// A plan covering the whole segment (for the log cleaner; sealed segments do not change).
+    pub(crate) fn plan_all(&self) -> ReadPlan {
+        self.plan_from(0)
+    }
+
+    /// Whether this segment reads the file `file` (i.e. it was not replaced meanwhile).
+    pub(crate) fn reads_file(&self, file: &Arc<File>) -> bool {
+        Arc::ptr_eq(&self.file, file)
+    }
+
+    /// Takes over the creation time of the segment this one replaces (retention of segments
+    /// without timestamps counts from it).
+    pub(crate) fn inherit_created(&mut self, old: &Segment) {
+        self.created_ms = old.created_ms;
+    }
+
+    /// The earliest time of the segment's records for `max.compaction.lag.ms`: its first batch's
+    /// timestamp, or its creation time when it has none.
+    pub(crate) fn earliest_time_ms(&self) -> i64 {
+        match self.first_batch_timestamp {
+            Some(ts) if ts >= 0 => ts,
+            _ => self.created_ms,
+        }
+    }
+}
+
+/// Removes `dir/<base>.<suffix>` for each suffix; missing files are fine.
+pub(crate) fn remove_files(dir: &Path, base_offset: i64, suffixes: &[&str]) -> Result<()> {
+    for suffix in suffixes {
+        let path = segment_path(dir, base_offset, suffix);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("delete", &path, e)),
+        }
+    }
+    Ok(())
 }
 
 /// Batches the log cleaner rewrote may hold fewer records than `lastOffsetDelta + 1`; their

@@ -71,6 +71,12 @@ impl Server {
         ));
         background.spawn(periodic(
             Arc::clone(&broker),
+            broker.config().cleaner_backoff_ms,
+            shutdown.clone(),
+            |b| b.clean_logs(),
+        ));
+        background.spawn(periodic(
+            Arc::clone(&broker),
             broker.config().flush_scheduler_interval_ms,
             shutdown.clone(),
             |b| b.flush_due(),

@@ -5,6 +5,7 @@ mod harness;
 
 mod api_versions;
 mod bad_input;
+mod compaction;
 mod configs;
 mod create_partitions;
 mod create_topics;
