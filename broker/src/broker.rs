@@ -13,16 +13,13 @@ use uuid::Uuid;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::error::{ApiError, Error, Result};
+use crate::group::{GroupConfig, GroupManager};
 use crate::log::{OffsetCheckpoint, PartitionLog};
 use crate::offsets::{OFFSETS_TOPIC, OffsetStore};
 use crate::partition::Partition;
 use crate::producer_ids::ProducerIds;
 use crate::topic::{self, Topic, TopicStore};
 
-/// Partitions of `__consumer_offsets` (Kafka's `offsets.topic.num.partitions` default).
-const OFFSETS_TOPIC_PARTITIONS: i32 = 50;
-/// Segment size of `__consumer_offsets` (Kafka's `offsets.topic.segment.bytes` default).
-const OFFSETS_TOPIC_SEGMENT_BYTES: i32 = 104_857_600;
 /// Present in the data directory only after a clean shutdown.
 const CLEAN_SHUTDOWN_FILE: &str = ".clean_shutdown";
 /// Held (with an exclusive file lock) while a broker uses the data directory.
@@ -49,6 +46,7 @@ pub struct Broker {
     checkpoint_lock: std::sync::Mutex<()>,
     producer_ids: ProducerIds,
     offsets: OffsetStore,
+    groups: GroupManager,
     advertised: RwLock<(String, u16)>,
     appended: watch::Sender<u64>,
     _lock: File,
@@ -127,7 +125,13 @@ impl Broker {
             .advertised
             .clone()
             .unwrap_or_else(|| (config.listener.ip().to_string(), config.listener.port()));
-        Ok(Arc::new(Broker {
+        let group_config = GroupConfig {
+            min_session_timeout_ms: config.group_min_session_timeout_ms,
+            max_session_timeout_ms: config.group_max_session_timeout_ms,
+            initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+            max_size: usize::try_from(config.group_max_size).unwrap_or(usize::MAX),
+        };
+        let broker = Arc::new(Broker {
             config,
             cluster_id,
             clock,
@@ -137,10 +141,13 @@ impl Broker {
             checkpoint_lock: std::sync::Mutex::new(()),
             producer_ids: ProducerIds::open(dir.join("meta").join("producer-id-block"))?,
             offsets,
+            groups: GroupManager::new(group_config),
             advertised: RwLock::new(advertised),
             appended: watch::channel(0).0,
             _lock: lock,
-        }))
+        });
+        broker.load_groups();
+        Ok(broker)
     }
 
     pub fn config(&self) -> &BrokerConfig {
@@ -175,6 +182,21 @@ impl Broker {
         }
     }
 
+    /// The group coordinator.
+    pub(crate) fn groups(&self) -> &GroupManager {
+        &self.groups
+    }
+
+    /// Feeds the groups stored in `__consumer_offsets` to the coordinator (at start-up).
+    fn load_groups(&self) {
+        for (group, bytes) in self.offsets.group_metadata() {
+            match crate::offsets::decode_group(&group, &bytes) {
+                Some(snapshot) => self.groups.load(self, snapshot),
+                None => tracing::warn!(group = %group, "skipping unreadable group metadata"),
+            }
+        }
+    }
+
     /// Committed offsets.
     pub(crate) fn offsets(&self) -> &OffsetStore {
         &self.offsets
@@ -189,11 +211,16 @@ impl Broker {
             ("cleanup.policy".to_string(), "compact".to_string()),
             (
                 "segment.bytes".to_string(),
-                OFFSETS_TOPIC_SEGMENT_BYTES.to_string(),
+                self.config.offsets_topic_segment_bytes.to_string(),
             ),
         ]);
         let config = self.topic_config(overrides)?;
-        match self.create_topic(OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS, config, false) {
+        match self.create_topic(
+            OFFSETS_TOPIC,
+            self.config.offsets_topic_num_partitions,
+            config,
+            false,
+        ) {
             Ok(Some(topic)) => Ok(topic),
             // Created concurrently by another request.
             _ => self.topic(OFFSETS_TOPIC).ok_or_else(|| {

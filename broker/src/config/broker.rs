@@ -235,6 +235,48 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         validator: Validator::AtLeast(1),
         doc: "Default segment age before a roll, in hours.",
     },
+    ConfigDef {
+        name: "group.initial.rebalance.delay.ms",
+        kind: ConfigType::Int,
+        default: Some("3000"),
+        validator: Validator::AtLeast(0),
+        doc: "How long the first rebalance of an empty group waits for more members to join (extended while they keep joining, up to the rebalance timeout).",
+    },
+    ConfigDef {
+        name: "group.min.session.timeout.ms",
+        kind: ConfigType::Int,
+        default: Some("6000"),
+        validator: Validator::AtLeast(0),
+        doc: "Smallest session timeout a group member may ask for (INVALID_SESSION_TIMEOUT below it).",
+    },
+    ConfigDef {
+        name: "group.max.session.timeout.ms",
+        kind: ConfigType::Int,
+        default: Some("1800000"),
+        validator: Validator::AtLeast(0),
+        doc: "Largest session timeout a group member may ask for (INVALID_SESSION_TIMEOUT above it).",
+    },
+    ConfigDef {
+        name: "group.max.size",
+        kind: ConfigType::Int,
+        default: Some("2147483647"),
+        validator: Validator::AtLeast(1),
+        doc: "Most members a consumer group may have (GROUP_MAX_SIZE_REACHED beyond).",
+    },
+    ConfigDef {
+        name: "offsets.topic.num.partitions",
+        kind: ConfigType::Int,
+        default: Some("50"),
+        validator: Validator::AtLeast(1),
+        doc: "Partitions of the internal `__consumer_offsets` topic, created on first use; a group's offsets live in partition `hash(group) % this`.",
+    },
+    ConfigDef {
+        name: "offsets.topic.segment.bytes",
+        kind: ConfigType::Int,
+        default: Some("104857600"),
+        validator: Validator::AtLeast(1),
+        doc: "Segment size of `__consumer_offsets` (kept small so compaction can clean it).",
+    },
 ];
 
 /// Keys accepted as another name of a registered key.
@@ -267,6 +309,18 @@ pub struct BrokerConfig {
     pub flush_scheduler_interval_ms: u64,
     /// `log.cleaner.backoff.ms`.
     pub cleaner_backoff_ms: u64,
+    /// `group.initial.rebalance.delay.ms`.
+    pub group_initial_rebalance_delay_ms: i32,
+    /// `group.min.session.timeout.ms`.
+    pub group_min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`.
+    pub group_max_session_timeout_ms: i32,
+    /// `group.max.size`.
+    pub group_max_size: i32,
+    /// `offsets.topic.num.partitions`.
+    pub offsets_topic_num_partitions: i32,
+    /// `offsets.topic.segment.bytes`.
+    pub offsets_topic_segment_bytes: i32,
     /// Every key set explicitly, validated (topic defaults are resolved from these).
     values: BTreeMap<String, String>,
 }
@@ -334,6 +388,16 @@ impl BrokerConfig {
             flush_scheduler_interval_ms: get(&all, "log.flush.scheduler.interval.ms")
                 .unwrap_or(u64::MAX),
             cleaner_backoff_ms: get(&all, "log.cleaner.backoff.ms").unwrap_or(15_000),
+            group_initial_rebalance_delay_ms: get(&all, "group.initial.rebalance.delay.ms")
+                .unwrap_or(3_000),
+            group_min_session_timeout_ms: get(&all, "group.min.session.timeout.ms")
+                .unwrap_or(6_000),
+            group_max_session_timeout_ms: get(&all, "group.max.session.timeout.ms")
+                .unwrap_or(1_800_000),
+            group_max_size: get(&all, "group.max.size").unwrap_or(i32::MAX),
+            offsets_topic_num_partitions: get(&all, "offsets.topic.num.partitions").unwrap_or(50),
+            offsets_topic_segment_bytes: get(&all, "offsets.topic.segment.bytes")
+                .unwrap_or(104_857_600),
             values: known,
         })
     }

@@ -16,11 +16,9 @@
 //! The rules follow Kafka's `GroupCoordinator` / `GroupMetadata` (classic protocol), with static
 //! membership (KIP-345), MEMBER_ID_REQUIRED (KIP-394) and SkipAssignment (KIP-814).
 
-// Wired by the driver in the next change.
-#![allow(dead_code)]
-
 mod commands;
 mod config;
+mod driver;
 mod events;
 mod member;
 mod snapshot;
@@ -34,22 +32,17 @@ use std::collections::hash_map::Entry;
 use fjord_protocol::ErrorCode;
 use uuid::Uuid;
 
-// The driver names these types; until it lands, only the tests do.
-#[allow(unused_imports)]
 pub(crate) use commands::{
-    Command, DeleteGroupsResponse, HeartbeatResponse, JoinMember, JoinResponse,
-    LeaveMemberResponse, LeaveResponse, OffsetCommitResponse, Response, SyncResponse,
+    Command, DeleteGroupsResponse, HeartbeatResponse, LeaveMemberResponse, LeaveResponse,
+    OffsetCommitResponse, Response,
 };
 pub(crate) use config::GroupConfig;
-#[allow(unused_imports)]
+pub(crate) use driver::GroupManager;
 pub(crate) use events::{
     DeleteGroups, Event, Heartbeat, JoinGroup, LeaveGroup, LeavingMember, OffsetCommit, Protocol,
     RequestToken, SyncGroup,
 };
-#[allow(unused_imports)]
-pub(crate) use snapshot::{
-    GroupDescription, GroupListing, GroupSnapshot, MemberDescription, MemberSnapshot,
-};
+pub(crate) use snapshot::{GroupDescription, GroupListing, GroupSnapshot, MemberSnapshot};
 pub(crate) use state::GroupState;
 use state::{ClassicGroup, Ctx, join_error, sync_error};
 
@@ -278,11 +271,13 @@ impl GroupCoordinator {
     }
 
     /// The group's state, `None` if unknown (the offsets store expires offsets of Empty groups).
+    #[cfg(test)]
     pub(crate) fn group_state(&self, group_id: &str) -> Option<GroupState> {
         self.groups.get(group_id).map(ClassicGroup::state)
     }
 
     /// The group's current generation, `None` if unknown.
+    #[cfg(test)]
     pub(crate) fn generation(&self, group_id: &str) -> Option<i32> {
         self.groups.get(group_id).map(ClassicGroup::generation)
     }

@@ -200,6 +200,7 @@ impl ClassicGroup {
         self.state
     }
 
+    #[cfg(test)]
     pub(crate) fn generation(&self) -> i32 {
         self.generation
     }
@@ -208,10 +209,12 @@ impl ClassicGroup {
         self.protocol_type.as_deref().unwrap_or_default()
     }
 
+    #[cfg(test)]
     pub(crate) fn leader(&self) -> Option<&str> {
         self.leader.as_deref()
     }
 
+    #[cfg(test)]
     pub(crate) fn member_ids(&self) -> Vec<&str> {
         self.members.iter().map(|m| m.member_id.as_str()).collect()
     }

@@ -1,6 +1,7 @@
 //! Scenario tests of the classic group state machine: each drives the coordinator with events at
 //! chosen times and asserts the commands.
 
+use super::commands::{JoinResponse, SyncResponse};
 use bytes::Bytes;
 use fjord_protocol::ErrorCode;
 use uuid::Uuid;

@@ -1,31 +1,49 @@
-//! Group administration: ListGroups, DescribeGroups, DeleteGroups and OffsetDelete.
-//!
-//! The classic join protocol is not served yet, so every group known to this broker is a group
-//! with committed offsets and no members: state `Empty`, deletable.
+//! Group administration: ListGroups, DescribeGroups, DeleteGroups and OffsetDelete. A group is
+//! known to the coordinator (it has or had members) or only through its committed offsets
+//! (then it is `Empty`).
+
+use std::collections::BTreeMap;
 
 use fjord_protocol::ErrorCode;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
-use kafka_protocol::messages::describe_groups_response::DescribedGroup;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
 use kafka_protocol::messages::{
-    DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
-    GroupId, ListGroupsRequest, ListGroupsResponse, OffsetDeleteRequest, OffsetDeleteResponse,
-    RequestHeader,
+    ConsumerProtocolSubscription, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
+    DescribeGroupsResponse, GroupId, ListGroupsRequest, ListGroupsResponse, OffsetDeleteRequest,
+    OffsetDeleteResponse, RequestHeader,
 };
+use kafka_protocol::protocol::Decodable;
 
 use super::wire;
 use crate::broker::Broker;
+use crate::group::{self, Event, GroupState, Response};
 
 const EMPTY: &str = "Empty";
 const DEAD: &str = "Dead";
 /// READ, DELETE and DESCRIBE on a group (every operation is allowed without ACLs).
 const ALL_GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 
-fn known(broker: &Broker, group: &str) -> bool {
-    !broker.offsets().group(group).is_empty()
+/// `(state, protocol type)` of every known group.
+fn all_groups(broker: &Broker) -> BTreeMap<String, (String, String)> {
+    let mut groups: BTreeMap<String, (String, String)> = broker
+        .offsets()
+        .groups()
+        .into_iter()
+        .map(|g| (g, (EMPTY.to_string(), String::new())))
+        .collect();
+    for listing in broker.groups().list() {
+        if listing.state != GroupState::Dead {
+            groups.insert(
+                listing.group_id,
+                (listing.state.as_str().to_string(), listing.protocol_type),
+            );
+        }
+    }
+    groups
 }
 
 pub(crate) async fn list(
@@ -34,35 +52,34 @@ pub(crate) async fn list(
     request: ListGroupsRequest,
 ) -> ListGroupsResponse {
     let version = header.request_api_version;
-    let state_ok = request.states_filter.is_empty()
-        || request
-            .states_filter
-            .iter()
-            .any(|s| s.eq_ignore_ascii_case(EMPTY));
     let type_ok = request.types_filter.is_empty()
         || request
             .types_filter
             .iter()
             .any(|t| t.eq_ignore_ascii_case("classic"));
-    let groups = if state_ok && type_ok {
-        broker
-            .offsets()
-            .groups()
-            .into_iter()
-            .map(|g| {
-                let mut listed = ListedGroup::default().with_group_id(GroupId(wire(&g)));
-                if version >= 4 {
-                    listed.group_state = wire(EMPTY);
-                }
-                if version >= 5 {
-                    listed.group_type = wire("classic");
-                }
-                listed
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let groups = all_groups(broker)
+        .into_iter()
+        .filter(|(_, (state, _))| {
+            type_ok
+                && (request.states_filter.is_empty()
+                    || request
+                        .states_filter
+                        .iter()
+                        .any(|s| s.eq_ignore_ascii_case(state)))
+        })
+        .map(|(g, (state, protocol_type))| {
+            let mut listed = ListedGroup::default()
+                .with_group_id(GroupId(wire(&g)))
+                .with_protocol_type(wire(&protocol_type));
+            if version >= 4 {
+                listed.group_state = wire(&state);
+            }
+            if version >= 5 {
+                listed.group_type = wire("classic");
+            }
+            listed
+        })
+        .collect();
     ListGroupsResponse::default().with_groups(groups)
 }
 
@@ -75,17 +92,47 @@ pub(crate) async fn describe(
     let groups = request
         .groups
         .into_iter()
-        .map(|group| {
-            let exists = known(broker, group.0.as_str());
-            let mut described = DescribedGroup::default()
-                .with_group_id(group.clone())
-                .with_group_state(wire(if exists { EMPTY } else { DEAD }));
-            if !exists && version >= 6 {
-                described.error_code = ErrorCode::GroupIdNotFound.code();
-                described.error_message =
-                    Some(wire(&format!("Group {} not found.", group.0.as_str())));
+        .map(|group_id| {
+            let mut described = DescribedGroup::default().with_group_id(group_id.clone());
+            match broker
+                .groups()
+                .describe(group_id.0.as_str())
+                .filter(|d| d.state != GroupState::Dead)
+            {
+                Some(d) => {
+                    described.group_state = wire(d.state.as_str());
+                    described.protocol_type = wire(&d.protocol_type);
+                    described.protocol_data = wire(&d.protocol);
+                    described.members = d
+                        .members
+                        .into_iter()
+                        .map(|m| {
+                            let mut member = DescribedGroupMember::default()
+                                .with_member_id(wire(&m.member_id))
+                                .with_client_id(wire(&m.client_id))
+                                .with_client_host(wire(&m.client_host))
+                                .with_member_metadata(m.metadata)
+                                .with_member_assignment(m.assignment);
+                            if version >= 4 {
+                                member.group_instance_id = m.group_instance_id.as_deref().map(wire);
+                            }
+                            member
+                        })
+                        .collect();
+                }
+                None if !broker.offsets().group(group_id.0.as_str()).is_empty() => {
+                    described.group_state = wire(EMPTY)
+                }
+                None => {
+                    described.group_state = wire(DEAD);
+                    if version >= 6 {
+                        described.error_code = ErrorCode::GroupIdNotFound.code();
+                        described.error_message =
+                            Some(wire(&format!("Group {} not found.", group_id.0.as_str())));
+                    }
+                }
             }
-            if group.0.is_empty() {
+            if group_id.0.is_empty() {
                 described.error_code = ErrorCode::InvalidGroupId.code();
             }
             if version >= 3 && request.include_authorized_operations {
@@ -103,37 +150,75 @@ pub(crate) async fn delete(
     request: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {
     let now = broker.now_ms();
-    let results = request
+    let names: Vec<String> = request
         .groups_names
+        .iter()
+        .map(|g| g.0.to_string())
+        .collect();
+    let event = |token| {
+        Event::Delete(group::DeleteGroups {
+            token,
+            group_ids: names.clone(),
+        })
+    };
+    let by_coordinator: BTreeMap<String, Option<ErrorCode>> =
+        match broker.groups().request(broker, event).await {
+            Some(Response::Delete(d)) => d.results.into_iter().collect(),
+            _ => BTreeMap::new(),
+        };
+    let results = names
         .into_iter()
-        .map(|group| {
-            let name = group.0.to_string();
-            let code = if name.is_empty() {
-                Some(ErrorCode::InvalidGroupId)
-            } else if !known(broker, &name) {
-                Some(ErrorCode::GroupIdNotFound)
-            } else {
-                let tombstones = broker
-                    .offsets()
-                    .group(&name)
-                    .into_keys()
-                    .map(|k| (k, None))
-                    .collect();
-                match broker.offsets_topic() {
-                    Ok(topic) => broker
+        .map(|name| {
+            let code = match by_coordinator.get(&name).copied().flatten() {
+                _ if name.is_empty() => Some(ErrorCode::InvalidGroupId),
+                // Unknown to the coordinator: a group that only has committed offsets.
+                Some(ErrorCode::GroupIdNotFound) if !broker.offsets().group(&name).is_empty() => {
+                    let tombstones = broker
                         .offsets()
-                        .write(&topic, &name, tombstones, now)
-                        .err()
-                        .map(|e| e.error_code()),
-                    Err(e) => Some(e.code),
+                        .group(&name)
+                        .into_keys()
+                        .map(|k| (k, None))
+                        .collect();
+                    match broker.offsets_topic() {
+                        Ok(topic) => broker
+                            .offsets()
+                            .write(&topic, &name, tombstones, now)
+                            .err()
+                            .map(|e| e.error_code()),
+                        Err(e) => Some(e.code),
+                    }
                 }
+                other => other,
             };
             DeletableGroupResult::default()
-                .with_group_id(group)
+                .with_group_id(GroupId(wire(&name)))
                 .with_error_code(code.map_or(0, |c| c.code()))
         })
         .collect();
     DeleteGroupsResponse::default().with_results(results)
+}
+
+/// Topics the members of an active consumer group subscribe to.
+fn subscribed_topics(broker: &Broker, group: &str) -> Option<Vec<String>> {
+    let description = broker.groups().describe(group)?;
+    if matches!(description.state, GroupState::Empty | GroupState::Dead) {
+        return None;
+    }
+    let mut topics = Vec::new();
+    for member in description.members {
+        let mut bytes = member.metadata.clone();
+        if bytes.len() < 2 {
+            continue;
+        }
+        let version = i16::from_be_bytes([bytes[0], bytes[1]]);
+        bytes = bytes.slice(2..);
+        if let Ok(subscription) =
+            ConsumerProtocolSubscription::decode(&mut bytes, version.clamp(0, 3))
+        {
+            topics.extend(subscription.topics.iter().map(|t| t.to_string()));
+        }
+    }
+    Some(topics)
 }
 
 pub(crate) async fn delete_offsets(
@@ -142,7 +227,8 @@ pub(crate) async fn delete_offsets(
     request: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
     let group = request.group_id.0.to_string();
-    if group.is_empty() || !known(broker, &group) {
+    let subscribed = subscribed_topics(broker, &group);
+    if group.is_empty() || (subscribed.is_none() && broker.offsets().group(&group).is_empty()) {
         let code = if group.is_empty() {
             ErrorCode::InvalidGroupId
         } else {
@@ -156,6 +242,9 @@ pub(crate) async fn delete_offsets(
         .into_iter()
         .map(|t| {
             let topic = broker.topic(t.name.0.as_str());
+            let in_use = subscribed
+                .as_ref()
+                .is_some_and(|s| s.iter().any(|n| n == t.name.0.as_str()));
             let partitions = t
                 .partitions
                 .iter()
@@ -168,6 +257,8 @@ pub(crate) async fn delete_offsets(
                         .is_none()
                     {
                         result.error_code = ErrorCode::UnknownTopicOrPartition.code();
+                    } else if in_use {
+                        result.error_code = ErrorCode::GroupSubscribedToTopic.code();
                     } else {
                         tombstones.push(((t.name.0.to_string(), p.partition_index), None));
                     }

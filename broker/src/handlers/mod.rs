@@ -14,6 +14,7 @@ pub(crate) mod find_coordinator;
 pub(crate) mod groups;
 pub(crate) mod init_producer_id;
 pub(crate) mod list_offsets;
+pub(crate) mod membership;
 pub(crate) mod metadata;
 pub(crate) mod offset_commit;
 pub(crate) mod offset_fetch;

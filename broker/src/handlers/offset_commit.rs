@@ -1,7 +1,7 @@
 //! OffsetCommit: offsets (with leader epoch and metadata) written to `__consumer_offsets`.
-//! Commits of a group without active members (generation -1, empty member id: `assign()`
-//! consumers and admin tools) are accepted; members of an active group are checked by the
-//! group coordinator.
+//! The group coordinator checks the committing member and generation; commits from outside
+//! group management (generation -1, no member id: `assign()` consumers, admin tools) are
+//! accepted while the group has no members.
 
 use fjord_protocol::ErrorCode;
 use kafka_protocol::messages::offset_commit_response::{
@@ -10,6 +10,7 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, RequestHeader};
 
 use crate::broker::Broker;
+use crate::group::{self, Event, Response};
 use crate::offsets::CommittedOffset;
 
 /// Kafka's `offset.metadata.max.bytes` default.
@@ -24,12 +25,22 @@ pub(crate) async fn handle(
     let now = broker.now_ms();
     let group_error = if group.is_empty() {
         Some(ErrorCode::InvalidGroupId)
-    } else if request.generation_id_or_member_epoch >= 0 || !request.member_id.is_empty() {
-        // No member of any group exists yet on this broker (the coordinator's join protocol is
-        // not served), so a commit claiming membership names an unknown member.
-        Some(ErrorCode::UnknownMemberId)
     } else {
-        None
+        // The coordinator checks the member and generation (generation -1 with no member id is
+        // a commit from outside group management, allowed while the group has no members).
+        let event = |token| {
+            Event::OffsetCommit(group::OffsetCommit {
+                token,
+                group_id: group.clone(),
+                member_id: request.member_id.to_string(),
+                generation: request.generation_id_or_member_epoch,
+                group_instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),
+            })
+        };
+        match broker.groups().request(broker, event).await {
+            Some(Response::OffsetCommit(r)) => r.error,
+            _ => Some(ErrorCode::CoordinatorNotAvailable),
+        }
     };
     let offsets_topic = match group_error {
         None => broker.offsets_topic().map_err(|e| e.code),

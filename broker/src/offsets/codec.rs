@@ -5,8 +5,15 @@
 //! - Offset commit value, version 3: `version: i16 = 3, offset: i64, leader_epoch: i32,
 //!   metadata: string, commit_timestamp: i64` (versions 0-2 are read too).
 //! - Group metadata key, version 2: `version: i16 = 2, group: string`.
+//! - Group metadata value, version 3: `version: i16 = 3, protocol_type: string, generation: i32,
+//!   protocol: nullable string, leader: nullable string, current_state_timestamp: i64,
+//!   members: [member_id: string, group_instance_id: nullable string, client_id: string,
+//!   client_host: string, rebalance_timeout: i32, session_timeout: i32, subscription: bytes,
+//!   assignment: bytes]` (arrays and bytes have `i32` lengths; versions 0-2 are read too).
 //!
 //! A string is `length: i16` then UTF-8 bytes. A null value (tombstone) deletes the key.
+
+use crate::group::{GroupSnapshot, MemberSnapshot};
 
 /// A decoded `__consumer_offsets` key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -37,6 +44,18 @@ fn put_string(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&bytes[..len]);
 }
 
+fn put_nullable_string(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => put_string(out, s),
+        None => out.extend_from_slice(&(-1i16).to_be_bytes()),
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as i32).to_be_bytes());
+    out.extend_from_slice(b);
+}
+
 struct Reader<'a>(&'a [u8]);
 
 impl Reader<'_> {
@@ -53,6 +72,21 @@ impl Reader<'_> {
     }
     fn i64(&mut self) -> Option<i64> {
         self.take().map(i64::from_be_bytes)
+    }
+    fn nullable_string(&mut self) -> Option<Option<String>> {
+        let len = self.i16()?;
+        if len < 0 {
+            return Some(None);
+        }
+        let (head, rest) = self.0.split_at_checked(len as usize)?;
+        self.0 = rest;
+        String::from_utf8(head.to_vec()).ok().map(Some)
+    }
+    fn bytes(&mut self) -> Option<bytes::Bytes> {
+        let len = usize::try_from(self.i32()?).ok()?;
+        let (head, rest) = self.0.split_at_checked(len)?;
+        self.0 = rest;
+        Some(bytes::Bytes::copy_from_slice(head))
     }
     fn string(&mut self) -> Option<String> {
         let len = usize::try_from(self.i16()?).ok()?;
@@ -131,6 +165,81 @@ impl CommittedOffset {
     }
 }
 
+/// Encodes a group's metadata (GroupMetadataValue version 3).
+pub(crate) fn encode_group(group: &GroupSnapshot) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&3i16.to_be_bytes());
+    put_string(&mut out, &group.protocol_type);
+    out.extend_from_slice(&group.generation.to_be_bytes());
+    put_nullable_string(&mut out, group.protocol_name.as_deref());
+    put_nullable_string(&mut out, group.leader.as_deref());
+    out.extend_from_slice(&group.current_state_timestamp_ms.to_be_bytes());
+    out.extend_from_slice(&(group.members.len() as i32).to_be_bytes());
+    for m in &group.members {
+        put_string(&mut out, &m.member_id);
+        put_nullable_string(&mut out, m.group_instance_id.as_deref());
+        put_string(&mut out, &m.client_id);
+        put_string(&mut out, &m.client_host);
+        out.extend_from_slice(&m.rebalance_timeout_ms.to_be_bytes());
+        out.extend_from_slice(&m.session_timeout_ms.to_be_bytes());
+        put_bytes(&mut out, &m.subscription);
+        put_bytes(&mut out, &m.assignment);
+    }
+    out
+}
+
+/// Decodes GroupMetadataValue versions 0-3; `None` when malformed.
+pub(crate) fn decode_group(group_id: &str, bytes: &[u8]) -> Option<GroupSnapshot> {
+    let mut r = Reader(bytes);
+    let version = r.i16()?;
+    if !(0..=3).contains(&version) {
+        return None;
+    }
+    let protocol_type = r.string()?;
+    let generation = r.i32()?;
+    let protocol_name = r.nullable_string()?;
+    let leader = r.nullable_string()?;
+    let current_state_timestamp_ms = if version >= 2 { r.i64()? } else { -1 };
+    let count = usize::try_from(r.i32()?).ok()?;
+    let mut members = Vec::with_capacity(count.min(r.0.len()));
+    for _ in 0..count {
+        let member_id = r.string()?;
+        let group_instance_id = if version >= 3 {
+            r.nullable_string()?
+        } else {
+            None
+        };
+        let client_id = r.string()?;
+        let client_host = r.string()?;
+        let rebalance_timeout_ms = if version >= 1 { r.i32()? } else { -1 };
+        let session_timeout_ms = r.i32()?;
+        let rebalance_timeout_ms = if rebalance_timeout_ms < 0 {
+            session_timeout_ms
+        } else {
+            rebalance_timeout_ms
+        };
+        members.push(MemberSnapshot {
+            member_id,
+            group_instance_id,
+            client_id,
+            client_host,
+            rebalance_timeout_ms,
+            session_timeout_ms,
+            subscription: r.bytes()?,
+            assignment: r.bytes()?,
+        });
+    }
+    Some(GroupSnapshot {
+        group_id: group_id.to_string(),
+        protocol_type,
+        generation,
+        protocol_name,
+        leader,
+        current_state_timestamp_ms,
+        members,
+    })
+}
+
 /// Java's `String.hashCode` over UTF-16 code units, as Kafka uses to place a group.
 pub(crate) fn java_string_hash(s: &str) -> i32 {
     s.encode_utf16()
@@ -184,9 +293,33 @@ mod tests {
         }
 
         #[test]
+        fn group_metadata_round_trips(generation in 0i32..1000, members in proptest::collection::vec(("[a-z0-9-]{1,20}", proptest::option::of("[a-z]{1,8}"), proptest::collection::vec(any::<u8>(), 0..20)), 0..5)) {
+            let group = GroupSnapshot {
+                group_id: "g".into(),
+                protocol_type: "consumer".into(),
+                generation,
+                protocol_name: Some("range".into()),
+                leader: members.first().map(|m| m.0.clone()),
+                current_state_timestamp_ms: 1_700_000_000_000,
+                members: members.into_iter().map(|(id, instance, bytes)| MemberSnapshot {
+                    member_id: id,
+                    group_instance_id: instance,
+                    client_id: "c".into(),
+                    client_host: "/127.0.0.1".into(),
+                    rebalance_timeout_ms: 300_000,
+                    session_timeout_ms: 45_000,
+                    subscription: bytes.clone().into(),
+                    assignment: bytes.into(),
+                }).collect(),
+            };
+            prop_assert_eq!(decode_group("g", &encode_group(&group)), Some(group));
+        }
+
+        #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = OffsetsKey::decode(&bytes);
             let _ = CommittedOffset::decode(&bytes);
+            let _ = decode_group("g", &bytes);
         }
     }
 }

@@ -22,17 +22,29 @@ type GroupOffsets = BTreeMap<(String, i32), CommittedOffset>;
 #[derive(Debug, Default)]
 pub(crate) struct OffsetStore {
     groups: Mutex<HashMap<String, GroupOffsets>>,
+    /// The last group metadata record of each group (GroupMetadataValue bytes).
+    group_metadata: Mutex<HashMap<String, Vec<u8>>>,
 }
 
 impl OffsetStore {
     fn apply(&self, key: &OffsetsKey, value: Option<&[u8]>) {
-        let OffsetsKey::Offset {
-            group,
-            topic,
-            partition,
-        } = key
-        else {
-            return;
+        let (group, topic, partition) = match key {
+            OffsetsKey::Offset {
+                group,
+                topic,
+                partition,
+            } => (group, topic, partition),
+            OffsetsKey::Group { group } => {
+                let mut metadata = self
+                    .group_metadata
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                match value {
+                    Some(bytes) => metadata.insert(group.clone(), bytes.to_vec()),
+                    None => metadata.remove(group),
+                };
+                return;
+            }
         };
         let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
         match value.and_then(CommittedOffset::decode) {
@@ -106,7 +118,63 @@ impl OffsetStore {
         entries: Vec<((String, i32), Option<CommittedOffset>)>,
         now_ms: i64,
     ) -> Result<()> {
-        if entries.is_empty() {
+        let records = entries
+            .into_iter()
+            .map(|((t, p), v)| {
+                (
+                    OffsetsKey::Offset {
+                        group: group.to_string(),
+                        topic: t,
+                        partition: p,
+                    },
+                    v.map(|v| v.encode()),
+                )
+            })
+            .collect();
+        self.write_records(topic, group, records, now_ms)
+    }
+
+    /// Writes a group's metadata record (`None`: a tombstone).
+    pub(crate) fn write_group(
+        &self,
+        topic: &Topic,
+        group: &str,
+        value: Option<Vec<u8>>,
+        now_ms: i64,
+    ) -> Result<()> {
+        self.write_records(
+            topic,
+            group,
+            vec![(
+                OffsetsKey::Group {
+                    group: group.to_string(),
+                },
+                value,
+            )],
+            now_ms,
+        )
+    }
+
+    /// The stored metadata records of every group, for loading the coordinator.
+    pub(crate) fn group_metadata(&self) -> Vec<(String, Vec<u8>)> {
+        let metadata = self
+            .group_metadata
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        metadata
+            .iter()
+            .map(|(g, v)| (g.clone(), v.clone()))
+            .collect()
+    }
+
+    fn write_records(
+        &self,
+        topic: &Topic,
+        group: &str,
+        keyed: Vec<(OffsetsKey, Option<Vec<u8>>)>,
+        now_ms: i64,
+    ) -> Result<()> {
+        if keyed.is_empty() {
             return Ok(());
         }
         let index = partition_for(group, topic.partition_count());
@@ -116,19 +184,6 @@ impl OffsetStore {
                 topic: OFFSETS_TOPIC.into(),
                 partition: index,
             })?;
-        let keyed: Vec<(OffsetsKey, Option<CommittedOffset>)> = entries
-            .into_iter()
-            .map(|((t, p), v)| {
-                (
-                    OffsetsKey::Offset {
-                        group: group.to_string(),
-                        topic: t,
-                        partition: p,
-                    },
-                    v,
-                )
-            })
-            .collect();
         let records: Vec<Record> = keyed
             .iter()
             .enumerate()
@@ -144,7 +199,7 @@ impl OffsetStore {
                 sequence: i as i32,
                 timestamp: now_ms,
                 key: Some(Bytes::from(key.encode())),
-                value: value.as_ref().map(|v| Bytes::from(v.encode())),
+                value: value.as_ref().map(|v| Bytes::from(v.clone())),
                 headers: IndexMap::new(),
             })
             .collect();
@@ -162,7 +217,7 @@ impl OffsetStore {
         let config = topic.config();
         partition.append(&buf, config.log(), now_ms)?;
         for (key, value) in &keyed {
-            self.apply(key, value.as_ref().map(|v| v.encode()).as_deref());
+            self.apply(key, value.as_deref());
         }
         Ok(())
     }

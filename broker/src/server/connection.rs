@@ -17,6 +17,17 @@ use tokio_util::sync::CancellationToken;
 use super::router;
 use crate::broker::Broker;
 
+tokio::task_local! {
+    /// The peer of the connection whose request is being handled.
+    static PEER: SocketAddr;
+}
+
+/// The client's host as Kafka shows it (`/127.0.0.1`), for the request being handled.
+pub(crate) fn client_host() -> String {
+    PEER.try_with(|peer| format!("/{}", peer.ip()))
+        .unwrap_or_default()
+}
+
 /// Why a connection is closed instead of answered.
 #[derive(Debug, thiserror::Error)]
 enum Close {
@@ -58,7 +69,7 @@ pub(super) async fn serve(
                 break;
             }
         };
-        match answer(&broker, frame).await {
+        match PEER.scope(peer, answer(&broker, frame)).await {
             Ok(Some(response)) => {
                 if let Err(e) = writer.write_all(&response).await {
                     tracing::debug!(%peer, error = %e, "connection write failed");

@@ -16,7 +16,11 @@ use tokio_util::sync::CancellationToken;
 use crate::broker::Broker;
 use crate::error::{Error, Result};
 
+pub(crate) use connection::client_host;
 pub(crate) use router::supported_api_versions;
+
+/// How often the group coordinator's timers are checked.
+const GROUP_TICK_MS: u64 = 100;
 
 /// A bound Kafka listener serving one broker.
 #[derive(Debug)]
@@ -80,6 +84,13 @@ impl Server {
             broker.config().flush_scheduler_interval_ms,
             shutdown.clone(),
             |b| b.flush_due(),
+        ));
+        // Group sessions and rebalance phases expire on the clock, not only on requests.
+        background.spawn(periodic(
+            Arc::clone(&broker),
+            GROUP_TICK_MS,
+            shutdown.clone(),
+            |b| b.groups().tick(b),
         ));
         let connections_token = CancellationToken::new();
         let mut connections = JoinSet::new();

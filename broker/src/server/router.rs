@@ -58,6 +58,10 @@ handlers! {
     DescribeGroups(DescribeGroupsRequest, DescribeGroupsResponse) => handlers::groups::describe,
     DeleteGroups(DeleteGroupsRequest, DeleteGroupsResponse) => handlers::groups::delete,
     OffsetDelete(OffsetDeleteRequest, OffsetDeleteResponse) => handlers::groups::delete_offsets,
+    JoinGroup(JoinGroupRequest, JoinGroupResponse) => handlers::membership::join,
+    SyncGroup(SyncGroupRequest, SyncGroupResponse) => handlers::membership::sync,
+    Heartbeat(HeartbeatRequest, HeartbeatResponse) => handlers::membership::heartbeat,
+    LeaveGroup(LeaveGroupRequest, LeaveGroupResponse) => handlers::membership::leave,
 }
 
 /// The ApiVersions answer: one entry per handler.
@@ -83,9 +87,10 @@ mod tests {
         let listed: Vec<i16> = supported_api_versions().iter().map(|v| v.api_key).collect();
         assert_eq!(listed.len(), SUPPORTED.len());
         assert!(listed.contains(&(ApiKey::Produce as i16)));
+        assert!(versions(ApiKey::JoinGroup).is_some());
         assert!(
-            versions(ApiKey::JoinGroup).is_none(),
-            "no group coordinator yet"
+            versions(ApiKey::EndTxn).is_none(),
+            "no transaction coordinator yet"
         );
     }
 }

@@ -34,6 +34,10 @@ const SERVED: &[ApiKey] = &[
     ApiKey::DescribeGroups,
     ApiKey::DeleteGroups,
     ApiKey::OffsetDelete,
+    ApiKey::JoinGroup,
+    ApiKey::SyncGroup,
+    ApiKey::Heartbeat,
+    ApiKey::LeaveGroup,
 ];
 
 fn served_keys() -> BTreeSet<i16> {
@@ -219,6 +223,20 @@ async fn every_advertised_version_of_every_api_is_answered() -> Result<()> {
             }
             ApiKey::DeleteGroups => probe(b, c, &DeleteGroupsRequest::default(), min, max).await?,
             ApiKey::OffsetDelete => probe(b, c, &OffsetDeleteRequest::default(), min, max).await?,
+            // Empty group ids are answered at once (INVALID_GROUP_ID) at every version.
+            ApiKey::JoinGroup => {
+                probe(
+                    b,
+                    c,
+                    &JoinGroupRequest::default().with_session_timeout_ms(10_000),
+                    min,
+                    max,
+                )
+                .await?
+            }
+            ApiKey::SyncGroup => probe(b, c, &SyncGroupRequest::default(), min, max).await?,
+            ApiKey::Heartbeat => probe(b, c, &HeartbeatRequest::default(), min, max).await?,
+            ApiKey::LeaveGroup => probe(b, c, &LeaveGroupRequest::default(), min, max).await?,
             other => vec![format!("unexpected API advertised: {other:?}")],
         });
     }
