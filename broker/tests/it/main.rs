@@ -13,6 +13,7 @@ mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod fetch;
+mod groups;
 mod list_offsets;
 mod metadata;
 mod offsets;
