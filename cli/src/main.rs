@@ -1,5 +1,7 @@
 //! `fjord`: the Fjord platform in one binary.
 
+mod group;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +29,8 @@ enum Command {
     /// Run one broker from a config file (TOML or Kafka server.properties), FJORD_* variables
     /// and flags, in that order of precedence (flags win).
     Broker(BrokerArgs),
+    /// Manage consumer groups: list, describe (lag per partition), delete, reset offsets.
+    Group(group::GroupArgs),
 }
 
 #[derive(Debug, Args)]
@@ -93,6 +97,7 @@ fn main() -> ExitCode {
                 values.extend(BrokerConfig::from_env(std::env::vars()));
                 serve("Fjord dev: broker", values, args).await
             }
+            Command::Group(args) => group::run(args).await,
             Command::Broker(args) => {
                 let mut values = match &args.config {
                     Some(path) => BrokerConfig::read_file(path)?,

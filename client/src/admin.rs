@@ -1,0 +1,375 @@
+//! Group and offset administration: what `fjord group` needs.
+//!
+//! Requests go to the bootstrap broker, and group requests to the group's coordinator (found
+//! with FindCoordinator). Partition-leader routing for multi-broker clusters comes with the
+//! producer and consumer.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::{
+    BrokerId, ConsumerProtocolAssignment, DeleteGroupsRequest, DescribeGroupsRequest,
+    FindCoordinatorRequest, GroupId, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
+    OffsetCommitRequest, OffsetFetchRequest, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, StrBytes};
+use tokio::sync::Mutex;
+
+use crate::connection::Connection;
+use crate::error::{Error, Result};
+
+/// A topic and partition.
+pub type TopicPartition = (String, i32);
+
+/// A group as ListGroups shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupListing {
+    pub group_id: String,
+    /// The state (`Stable`, `Empty`, ...), empty when the broker does not report it.
+    pub state: String,
+    pub protocol_type: String,
+}
+
+/// A member of a group and the partitions assigned to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberDescription {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub host: String,
+    /// Decoded from the consumer protocol's assignment (empty for other protocol types).
+    pub partitions: Vec<TopicPartition>,
+}
+
+/// A group as DescribeGroups shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    pub group_id: String,
+    pub state: String,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<MemberDescription>,
+}
+
+/// Which offset ListOffsets should find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSpec {
+    Earliest,
+    Latest,
+    /// The first record at or after this time (ms since the epoch).
+    Timestamp(i64),
+}
+
+/// An admin client.
+#[derive(Debug)]
+pub struct Admin {
+    bootstrap: String,
+    connection: Mutex<Connection>,
+}
+
+fn s(text: &str) -> StrBytes {
+    StrBytes::from_string(text.to_string())
+}
+
+impl Admin {
+    /// Connects to a bootstrap broker (`host:port`).
+    pub async fn connect(bootstrap: &str) -> Result<Self> {
+        let connection = Connection::connect(bootstrap, "fjord-admin").await?;
+        Ok(Admin {
+            bootstrap: bootstrap.to_string(),
+            connection: Mutex::new(connection),
+        })
+    }
+
+    /// A connection to the coordinator of `group`.
+    async fn coordinator(&self, group: &str) -> Result<Connection> {
+        let mut conn = self.connection.lock().await;
+        let request = FindCoordinatorRequest::default();
+        let version = conn.version_of::<FindCoordinatorRequest>()?.min(3);
+        let request = request.with_key(s(group));
+        let response = conn.send_at(&request, version).await?;
+        if response.error_code != 0 {
+            return Err(Error::broker(
+                format!("finding the coordinator of group {group}"),
+                response.error_code,
+                response.error_message.map(|m| m.to_string()),
+            ));
+        }
+        let addr = format!("{}:{}", response.host.as_str(), response.port);
+        drop(conn);
+        Connection::connect(&addr, "fjord-admin").await
+    }
+
+    /// Every group the broker knows.
+    pub async fn list_groups(&self) -> Result<Vec<GroupListing>> {
+        let mut conn = self.connection.lock().await;
+        let (response, _) = conn.send(&ListGroupsRequest::default()).await?;
+        if response.error_code != 0 {
+            return Err(Error::broker("listing groups", response.error_code, None));
+        }
+        let mut groups: Vec<GroupListing> = response
+            .groups
+            .into_iter()
+            .map(|g| GroupListing {
+                group_id: g.group_id.0.to_string(),
+                state: g.group_state.to_string(),
+                protocol_type: g.protocol_type.to_string(),
+            })
+            .collect();
+        groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        Ok(groups)
+    }
+
+    /// Describes one group; a group the broker does not know is `Dead` with no members.
+    pub async fn describe_group(&self, group: &str) -> Result<GroupDescription> {
+        let mut conn = self.coordinator(group).await?;
+        let (response, _) = conn
+            .send(&DescribeGroupsRequest::default().with_groups(vec![GroupId(s(group))]))
+            .await?;
+        let described = response
+            .groups
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Protocol {
+                addr: conn.addr().to_string(),
+                reason: "empty DescribeGroups answer".into(),
+            })?;
+        if described.error_code != 0
+            && described.error_code != kafka_protocol::error::ResponseError::GroupIdNotFound.code()
+        {
+            return Err(Error::broker(
+                format!("describing group {group}"),
+                described.error_code,
+                described.error_message.map(|m| m.to_string()),
+            ));
+        }
+        let consumer = described.protocol_type.as_str() == "consumer";
+        Ok(GroupDescription {
+            group_id: group.to_string(),
+            state: described.group_state.to_string(),
+            protocol_type: described.protocol_type.to_string(),
+            protocol: described.protocol_data.to_string(),
+            members: described
+                .members
+                .into_iter()
+                .map(|m| MemberDescription {
+                    member_id: m.member_id.to_string(),
+                    group_instance_id: m.group_instance_id.map(|i| i.to_string()),
+                    client_id: m.client_id.to_string(),
+                    host: m.client_host.to_string(),
+                    partitions: if consumer {
+                        decode_assignment(m.member_assignment)
+                    } else {
+                        Vec::new()
+                    },
+                })
+                .collect(),
+        })
+    }
+
+    /// The group's committed offsets.
+    pub async fn committed_offsets(&self, group: &str) -> Result<BTreeMap<TopicPartition, i64>> {
+        let mut conn = self.coordinator(group).await?;
+        let version = conn.version_of::<OffsetFetchRequest>()?.min(7);
+        let request = OffsetFetchRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_topics(None);
+        let response = conn.send_at(&request, version).await?;
+        if response.error_code != 0 {
+            return Err(Error::broker(
+                format!("fetching the offsets of group {group}"),
+                response.error_code,
+                None,
+            ));
+        }
+        let mut offsets = BTreeMap::new();
+        for topic in response.topics {
+            for p in topic.partitions {
+                if p.error_code == 0 && p.committed_offset >= 0 {
+                    offsets.insert(
+                        (topic.name.0.to_string(), p.partition_index),
+                        p.committed_offset,
+                    );
+                }
+            }
+        }
+        Ok(offsets)
+    }
+
+    /// Sets the group's committed offsets (the group must have no active members).
+    pub async fn alter_group_offsets(
+        &self,
+        group: &str,
+        offsets: &BTreeMap<TopicPartition, i64>,
+    ) -> Result<()> {
+        let mut conn = self.coordinator(group).await?;
+        let mut by_topic: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
+        for ((topic, partition), offset) in offsets {
+            by_topic.entry(topic).or_default().push(
+                OffsetCommitRequestPartition::default()
+                    .with_partition_index(*partition)
+                    .with_committed_offset(*offset)
+                    .with_committed_leader_epoch(-1),
+            );
+        }
+        let request = OffsetCommitRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_generation_id_or_member_epoch(-1)
+            .with_member_id(s(""))
+            .with_topics(
+                by_topic
+                    .into_iter()
+                    .map(|(t, p)| {
+                        OffsetCommitRequestTopic::default()
+                            .with_name(TopicName(s(t)))
+                            .with_partitions(p)
+                    })
+                    .collect(),
+            );
+        let (response, _) = conn.send(&request).await?;
+        for topic in response.topics {
+            for p in topic.partitions {
+                if p.error_code != 0 {
+                    return Err(Error::broker(
+                        format!(
+                            "committing {}-{} for group {group}",
+                            topic.name.0.as_str(),
+                            p.partition_index
+                        ),
+                        p.error_code,
+                        None,
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a group (it must have no active members).
+    pub async fn delete_group(&self, group: &str) -> Result<()> {
+        let mut conn = self.coordinator(group).await?;
+        let (response, _) = conn
+            .send(&DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s(group))]))
+            .await?;
+        match response.results.first() {
+            Some(r) if r.error_code != 0 => Err(Error::broker(
+                format!("deleting group {group}"),
+                r.error_code,
+                None,
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The partitions of a topic.
+    pub async fn partitions(&self, topic: &str) -> Result<Vec<i32>> {
+        let mut conn = self.connection.lock().await;
+        let version = conn.version_of::<MetadataRequest>()?.min(12);
+        let request = MetadataRequest::default()
+            .with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(TopicName(s(topic)))),
+            ]))
+            .with_allow_auto_topic_creation(false);
+        let response = conn.send_at(&request, version).await?;
+        let found = response
+            .topics
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Protocol {
+                addr: self.bootstrap.clone(),
+                reason: "empty Metadata answer".into(),
+            })?;
+        if found.error_code != 0 {
+            return Err(Error::broker(
+                format!("looking up topic {topic}"),
+                found.error_code,
+                None,
+            ));
+        }
+        let mut partitions: Vec<i32> = found.partitions.iter().map(|p| p.partition_index).collect();
+        partitions.sort_unstable();
+        Ok(partitions)
+    }
+
+    /// ListOffsets for partitions; a partition with no matching record maps to `None`.
+    pub async fn list_offsets(
+        &self,
+        partitions: &[TopicPartition],
+        spec: OffsetSpec,
+    ) -> Result<BTreeMap<TopicPartition, Option<i64>>> {
+        let timestamp = match spec {
+            OffsetSpec::Earliest => -2,
+            OffsetSpec::Latest => -1,
+            OffsetSpec::Timestamp(ts) => ts,
+        };
+        let mut by_topic: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
+        for (topic, partition) in partitions {
+            by_topic.entry(topic).or_default().push(
+                ListOffsetsPartition::default()
+                    .with_partition_index(*partition)
+                    .with_timestamp(timestamp),
+            );
+        }
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(
+                by_topic
+                    .into_iter()
+                    .map(|(t, p)| {
+                        ListOffsetsTopic::default()
+                            .with_name(TopicName(s(t)))
+                            .with_partitions(p)
+                    })
+                    .collect(),
+            );
+        let mut conn = self.connection.lock().await;
+        let version = conn.version_of::<ListOffsetsRequest>()?.min(7);
+        let response = conn.send_at(&request, version).await?;
+        let mut out = BTreeMap::new();
+        for topic in response.topics {
+            for p in topic.partitions {
+                if p.error_code != 0 {
+                    return Err(Error::broker(
+                        format!(
+                            "listing offsets of {}-{}",
+                            topic.name.0.as_str(),
+                            p.partition_index
+                        ),
+                        p.error_code,
+                        None,
+                    ));
+                }
+                out.insert(
+                    (topic.name.0.to_string(), p.partition_index),
+                    (p.offset >= 0).then_some(p.offset),
+                );
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Decodes a consumer-protocol assignment (`version: i16` then the struct) into partitions.
+fn decode_assignment(bytes: Bytes) -> Vec<TopicPartition> {
+    if bytes.len() < 2 {
+        return Vec::new();
+    }
+    let version = i16::from_be_bytes([bytes[0], bytes[1]]);
+    let mut body = bytes.slice(2..);
+    match ConsumerProtocolAssignment::decode(&mut body, version.clamp(0, 3)) {
+        Ok(assignment) => assignment
+            .assigned_partitions
+            .into_iter()
+            .flat_map(|t| {
+                let topic = t.topic.to_string();
+                t.partitions.into_iter().map(move |p| (topic.clone(), p))
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}

@@ -1,0 +1,56 @@
+//! Client errors.
+
+use fjord_protocol::ErrorCode;
+
+/// Result with the client's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong talking to a broker.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The broker could not be reached.
+    #[error("cannot connect to {addr}")]
+    Connect {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The connection failed mid-request.
+    #[error("connection to {addr} failed")]
+    Io {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// No answer within the request timeout.
+    #[error("{api} request to {addr} timed out after {timeout_ms} ms")]
+    Timeout {
+        api: String,
+        addr: String,
+        timeout_ms: u64,
+    },
+    /// The broker serves no version of the API that this client knows.
+    #[error("broker {addr} does not support {api}")]
+    Unsupported { api: String, addr: String },
+    /// A frame could not be encoded or decoded.
+    #[error("protocol error with {addr}: {reason}")]
+    Protocol { addr: String, reason: String },
+    /// The broker answered with an error code.
+    #[error("{context}: {code}{}", message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default())]
+    Broker {
+        context: String,
+        code: ErrorCode,
+        message: Option<String>,
+    },
+}
+
+impl Error {
+    /// An error code from a response, with what was being done.
+    pub(crate) fn broker(context: impl Into<String>, code: i16, message: Option<String>) -> Self {
+        Error::Broker {
+            context: context.into(),
+            code: ErrorCode::try_from_code(code).unwrap_or(ErrorCode::UnknownServerError),
+            message,
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! fjord-client: a pure-Rust Kafka client (no librdkafka).
+//!
+//! Today: [`Connection`], one broker connection that negotiates API versions and sends typed
+//! requests, and [`Admin`], the group and offset administration the `fjord group` commands use.
+//! The producer and consumer arrive with the client issue.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), fjord_client::Error> {
+//! let admin = fjord_client::Admin::connect("127.0.0.1:9092").await?;
+//! for group in admin.list_groups().await? {
+//!     println!("{} {}", group.group_id, group.state);
+//! }
+//! # Ok(()) }
+//! ```
+
+mod admin;
+mod connection;
+mod error;
+
+pub use admin::{
+    Admin, GroupDescription, GroupListing, MemberDescription, OffsetSpec, TopicPartition,
+};
+pub use connection::Connection;
+pub use error::{Error, Result};
