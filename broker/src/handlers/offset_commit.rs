@@ -13,6 +13,12 @@ use crate::broker::Broker;
 use crate::group::{self, Event, Response};
 use crate::offsets::CommittedOffset;
 
+/// A topic and the error (if any) of each of its partitions.
+type TopicErrors = (
+    kafka_protocol::messages::TopicName,
+    Vec<(i32, Option<ErrorCode>)>,
+);
+
 /// Kafka's `offset.metadata.max.bytes` default.
 const MAX_METADATA_BYTES: usize = 4096;
 
@@ -47,10 +53,7 @@ pub(crate) async fn handle(
         Some(code) => Err(code),
     };
     let mut to_write = Vec::new();
-    let mut topics: Vec<(
-        kafka_protocol::messages::TopicName,
-        Vec<(i32, Option<ErrorCode>)>,
-    )> = Vec::new();
+    let mut topics: Vec<TopicErrors> = Vec::new();
     for topic in &request.topics {
         let known = broker.topic(topic.name.0.as_str());
         let mut partitions = Vec::new();
@@ -84,13 +87,13 @@ pub(crate) async fn handle(
         }
         topics.push((topic.name.clone(), partitions));
     }
-    if let (Ok(offsets_topic), false) = (&offsets_topic, to_write.is_empty()) {
-        if let Err(e) = broker.offsets().write(offsets_topic, &group, to_write, now) {
-            tracing::error!(group = %group, error = %e, "offset commit failed");
-            for (_, partitions) in &mut topics {
-                for (_, code) in partitions.iter_mut().filter(|(_, c)| c.is_none()) {
-                    *code = Some(ErrorCode::CoordinatorNotAvailable);
-                }
+    if let (Ok(offsets_topic), false) = (&offsets_topic, to_write.is_empty())
+        && let Err(e) = broker.offsets().write(offsets_topic, &group, to_write, now)
+    {
+        tracing::error!(group = %group, error = %e, "offset commit failed");
+        for (_, partitions) in &mut topics {
+            for (_, code) in partitions.iter_mut().filter(|(_, c)| c.is_none()) {
+                *code = Some(ErrorCode::CoordinatorNotAvailable);
             }
         }
     }

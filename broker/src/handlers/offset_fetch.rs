@@ -27,7 +27,7 @@ fn lookup(broker: &Broker, group: &str, topics: Option<Vec<(TopicName, Vec<i32>)
             })
             .collect(),
         None => {
-            let mut by_topic: Vec<(TopicName, Vec<(i32, Option<CommittedOffset>)>)> = Vec::new();
+            let mut by_topic: Answer = Vec::new();
             for ((topic, partition), offset) in broker.offsets().group(group) {
                 match by_topic.last_mut() {
                     Some((name, list)) if name.0.as_str() == topic => {

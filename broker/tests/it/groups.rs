@@ -43,9 +43,9 @@ async fn join_new(client: &mut Client, group: &str) -> Result<JoinGroupResponse>
         !first.member_id.is_empty(),
         "the broker hands out the member id"
     );
-    Ok(client
+    client
         .call(5, &join(group, first.member_id.as_str(), None))
-        .await?)
+        .await
 }
 
 fn sync(
