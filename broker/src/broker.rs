@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::error::{ApiError, Error, Result};
-use crate::group::{GroupConfig, GroupManager};
+use crate::group::{GroupConfig, GroupManager, GroupState};
 use crate::log::{OffsetCheckpoint, PartitionLog};
 use crate::offsets::{OFFSETS_TOPIC, OffsetStore};
 use crate::partition::Partition;
@@ -459,6 +459,45 @@ impl Broker {
                 {
                     tracing::error!(topic = topic.name(), partition = partition.index(), error = %e, "log cleaning failed");
                 }
+            }
+        }
+    }
+
+    /// Expires committed offsets of groups without active members after
+    /// `offsets.retention.minutes` (measured from each offset's commit time).
+    pub(crate) fn expire_offsets(&self) {
+        let cutoff = self
+            .now_ms()
+            .saturating_sub(self.config.offsets_retention_minutes.saturating_mul(60_000));
+        for group in self.offsets.groups() {
+            let active = self
+                .groups
+                .describe(&group)
+                .is_some_and(|d| !matches!(d.state, GroupState::Empty | GroupState::Dead));
+            if active {
+                continue;
+            }
+            let expired: Vec<_> = self
+                .offsets
+                .expired(&group, cutoff)
+                .into_iter()
+                .map(|k| (k, None))
+                .collect();
+            if expired.is_empty() {
+                continue;
+            }
+            let count = expired.len();
+            let written = self
+                .offsets_topic()
+                .map_err(|e| e.message)
+                .and_then(|topic| {
+                    self.offsets
+                        .write(&topic, &group, expired, self.now_ms())
+                        .map_err(|e| e.to_string())
+                });
+            match written {
+                Ok(()) => tracing::info!(group = %group, count, "expired committed offsets"),
+                Err(e) => tracing::error!(group = %group, error = %e, "could not expire offsets"),
             }
         }
     }

@@ -271,6 +271,20 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         doc: "Partitions of the internal `__consumer_offsets` topic, created on first use; a group's offsets live in partition `hash(group) % this`.",
     },
     ConfigDef {
+        name: "offsets.retention.minutes",
+        kind: ConfigType::Int,
+        default: Some("10080"),
+        validator: Validator::AtLeast(1),
+        doc: "Committed offsets of a group without active members are deleted this long after they were committed.",
+    },
+    ConfigDef {
+        name: "offsets.retention.check.interval.ms",
+        kind: ConfigType::Long,
+        default: Some("600000"),
+        validator: Validator::AtLeast(1),
+        doc: "How often expired committed offsets are looked for.",
+    },
+    ConfigDef {
         name: "offsets.topic.segment.bytes",
         kind: ConfigType::Int,
         default: Some("104857600"),
@@ -321,6 +335,10 @@ pub struct BrokerConfig {
     pub offsets_topic_num_partitions: i32,
     /// `offsets.topic.segment.bytes`.
     pub offsets_topic_segment_bytes: i32,
+    /// `offsets.retention.minutes`.
+    pub offsets_retention_minutes: i64,
+    /// `offsets.retention.check.interval.ms`.
+    pub offsets_retention_check_interval_ms: u64,
     /// Every key set explicitly, validated (topic defaults are resolved from these).
     values: BTreeMap<String, String>,
 }
@@ -398,6 +416,9 @@ impl BrokerConfig {
             offsets_topic_num_partitions: get(&all, "offsets.topic.num.partitions").unwrap_or(50),
             offsets_topic_segment_bytes: get(&all, "offsets.topic.segment.bytes")
                 .unwrap_or(104_857_600),
+            offsets_retention_minutes: get(&all, "offsets.retention.minutes").unwrap_or(10_080),
+            offsets_retention_check_interval_ms: get(&all, "offsets.retention.check.interval.ms")
+                .unwrap_or(600_000),
             values: known,
         })
     }

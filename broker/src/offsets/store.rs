@@ -253,4 +253,45 @@ impl OffsetStore {
         names.sort();
         names
     }
+
+    /// Offsets of `group` committed before `cutoff_ms` (ms since the epoch).
+    pub(crate) fn expired(&self, group: &str, cutoff_ms: i64) -> Vec<(String, i32)> {
+        let groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        groups
+            .get(group)
+            .map(|o| {
+                o.iter()
+                    .filter(|(_, v)| v.commit_timestamp < cutoff_ms)
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_older_than_the_cutoff_are_expired() {
+        let store = OffsetStore::default();
+        for (partition, ts) in [(0, 1_000), (1, 5_000)] {
+            let key = OffsetsKey::Offset {
+                group: "g".into(),
+                topic: "t".into(),
+                partition,
+            };
+            let value = CommittedOffset {
+                offset: 1,
+                leader_epoch: -1,
+                metadata: String::new(),
+                commit_timestamp: ts,
+            };
+            store.apply(&key, Some(&value.encode()));
+        }
+        assert_eq!(store.expired("g", 2_000), vec![("t".to_string(), 0)]);
+        assert_eq!(store.expired("g", 10_000).len(), 2);
+        assert!(store.expired("other", 10_000).is_empty());
+    }
 }

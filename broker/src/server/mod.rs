@@ -85,6 +85,12 @@ impl Server {
             shutdown.clone(),
             |b| b.flush_due(),
         ));
+        background.spawn(periodic(
+            Arc::clone(&broker),
+            broker.config().offsets_retention_check_interval_ms,
+            shutdown.clone(),
+            |b| b.expire_offsets(),
+        ));
         // Group sessions and rebalance phases expire on the clock, not only on requests.
         background.spawn(periodic(
             Arc::clone(&broker),
