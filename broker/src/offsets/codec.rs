@@ -246,10 +246,12 @@ pub(crate) fn java_string_hash(s: &str) -> i32 {
         .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
 }
 
-/// The `__consumer_offsets` partition of a group: `abs(hash) % partitions` with Kafka's
-/// `Utils.abs` (`hash & 0x7fffffff`).
+/// The `__consumer_offsets` partition of a group: Kafka's `Utils.abs(hashCode) % partitions`,
+/// where `Utils.abs` is `Math.abs` except that `Integer.MIN_VALUE` maps to 0.
 pub(crate) fn partition_for(group: &str, partitions: i32) -> i32 {
-    (java_string_hash(group) & 0x7fff_ffff) % partitions.max(1)
+    let hash = java_string_hash(group);
+    let abs = if hash == i32::MIN { 0 } else { hash.abs() };
+    abs % partitions.max(1)
 }
 
 #[cfg(test)]
@@ -264,7 +266,9 @@ mod tests {
         assert_eq!(java_string_hash("hello"), 99_162_322);
         assert_eq!(java_string_hash("Aa"), 2112);
         assert_eq!(java_string_hash("BB"), 2112);
-        // Negative hashes are masked, not negated (Kafka's Utils.abs): this one is i32::MIN.
+        // Negative hashes are negated (Kafka's Utils.abs), and i32::MIN maps to 0.
+        assert_eq!(java_string_hash("g-86aad29b"), -428_766_373);
+        assert_eq!(partition_for("g-86aad29b", 50), 23);
         assert_eq!(java_string_hash("polygenelubricants"), i32::MIN);
         assert_eq!(partition_for("polygenelubricants", 50), 0);
         assert_eq!(partition_for("hello", 50), 99_162_322 % 50);
