@@ -15,10 +15,15 @@
 
 mod admin;
 mod connection;
+pub mod consumer;
 mod error;
 
 pub use admin::{
     Admin, GroupDescription, GroupListing, MemberDescription, OffsetSpec, TopicPartition,
 };
 pub use connection::Connection;
+pub use consumer::{
+    AssignmentStrategy, CommitCallback, ConfigError, Consumer, ConsumerConfig, ConsumerRecord,
+    IsolationLevel, OffsetReset, RebalanceListener,
+};
 pub use error::{Error, Result};

@@ -1,0 +1,4 @@
+//! fjord-client integration tests against a real in-process broker.
+
+mod harness;
+mod producer;
