@@ -16,6 +16,9 @@ use tokio::time::Instant;
 
 use crate::harness::{TestBroker, WAIT, create_topic, produce_values};
 
+/// Groups rebalance without the initial delay.
+const NO_DELAY: &[(&str, &str)] = &[("group.initial.rebalance.delay.ms", "0")];
+
 fn tp(topic: &str, partition: i32) -> TopicPartition {
     (topic.to_string(), partition)
 }
@@ -315,7 +318,7 @@ async fn group_of_two_splits_and_takes_over(
     strategy: AssignmentStrategy,
     topic: &str,
 ) -> Result<()> {
-    let broker = TestBroker::start().await?;
+    let broker = TestBroker::start_with(NO_DELAY).await?;
     let mut conn = broker.connection().await?;
     create_topic(&mut conn, topic, 4).await?;
     for p in 0..4 {
@@ -416,7 +419,7 @@ async fn cooperative_sticky_group_of_two_splits_four_partitions_and_survives_a_l
 
 #[tokio::test]
 async fn config_from_kafka_properties_connects() -> Result<()> {
-    let broker = TestBroker::start().await?;
+    let broker = TestBroker::start_with(NO_DELAY).await?;
     let mut conn = broker.connection().await?;
     create_topic(&mut conn, "props", 1).await?;
     produce_values(&mut conn, "props", 0, 0, 2, 1_000, Compression::None).await?;
