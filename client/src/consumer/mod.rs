@@ -5,6 +5,7 @@
 //! - `record`: [`ConsumerRecord`] and batch decoding (all codecs, control records skipped).
 //! - `coordinator`: FindCoordinator, OffsetCommit/OffsetFetch and the committer task.
 //! - `group`: classic-protocol membership and the heartbeat task.
+//! - [`RecordStream`]: the consumer as a `Stream`.
 //! - [`assignor`]: range, round-robin and cooperative-sticky assignment.
 //!
 //! ```no_run
@@ -30,6 +31,7 @@ mod coordinator;
 mod fetcher;
 mod group;
 mod record;
+mod stream;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -43,6 +45,7 @@ pub use self::config::{
 pub use self::coordinator::CommitCallback;
 pub use self::group::RebalanceListener;
 pub use self::record::ConsumerRecord;
+pub use self::stream::RecordStream;
 
 use self::coordinator::{Committer, Coordinator, Member};
 use self::fetcher::Cluster;
@@ -530,6 +533,11 @@ impl Consumer {
             listener.on_partitions_assigned(&added);
         }
         Ok(())
+    }
+
+    /// The consumer as a `Stream` of records, polling with `poll_timeout` underneath.
+    pub fn into_stream(self, poll_timeout: Duration) -> RecordStream {
+        RecordStream::new(self, poll_timeout)
     }
 
     /// Commits positions (with auto commit), leaves the group and waits for queued commits.

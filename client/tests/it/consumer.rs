@@ -441,3 +441,30 @@ async fn config_from_kafka_properties_connects() -> Result<()> {
     consumer.close().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn the_consumer_as_a_stream_yields_records_in_order() -> Result<()> {
+    use futures_core::Stream;
+    let broker = TestBroker::start().await?;
+    let mut conn = broker.connection().await?;
+    create_topic(&mut conn, "stream", 1).await?;
+    produce_values(&mut conn, "stream", 0, 0, 3, 1_000, Compression::Gzip).await?;
+    let mut consumer = Consumer::new(config(&broker)).await?;
+    consumer.assign([tp("stream", 0)])?;
+    let mut stream = consumer.into_stream(Duration::from_millis(50));
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let next = tokio::time::timeout(
+            WAIT,
+            std::future::poll_fn(|cx| std::pin::Pin::new(&mut stream).poll_next(cx)),
+        )
+        .await
+        .context("no record from the stream")?;
+        got.push(next.context("the stream ended")??.offset);
+    }
+    assert_eq!(got, vec![0, 1, 2]);
+    let (consumer, rest) = stream.into_inner().context("no poll in flight")?;
+    assert!(rest.is_empty());
+    assert_eq!(consumer.position(&tp("stream", 0)), Some(3));
+    Ok(())
+}
