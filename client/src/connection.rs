@@ -109,29 +109,40 @@ impl Connection {
         Ok((self.send_at(request, version).await?, version))
     }
 
+    /// Sends `request` at `version` without reading an answer: for requests the broker does
+    /// not answer (Produce with `acks=0`).
+    pub async fn send_without_response<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+    ) -> Result<()> {
+        let (frame, _) = self.frame(request, version)?;
+        let write = async {
+            self.stream.write_all(&frame).await?;
+            self.stream.flush().await
+        };
+        match tokio::time::timeout(REQUEST_TIMEOUT, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(source)) => Err(Error::Io {
+                addr: self.addr.clone(),
+                source,
+            }),
+            Err(_) => Err(Error::Timeout {
+                api: api_name(R::KEY),
+                addr: self.addr.clone(),
+                timeout_ms: REQUEST_TIMEOUT.as_millis() as u64,
+            }),
+        }
+    }
+
     /// Sends `request` at `version`.
     pub async fn send_at<R: Request>(&mut self, request: &R, version: i16) -> Result<R::Response> {
         let api = api_name(R::KEY);
+        let (frame, correlation_id) = self.frame(request, version)?;
         let protocol = |reason: String| Error::Protocol {
             addr: self.addr.clone(),
             reason,
         };
-        self.correlation_id = self.correlation_id.wrapping_add(1);
-        let correlation_id = self.correlation_id;
-        let mut frame = BytesMut::new();
-        frame.put_i32(0);
-        RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(StrBytes::from_string(self.client_id.clone())))
-            .encode(&mut frame, R::header_version(version))
-            .map_err(|e| protocol(format!("encoding the {api} header: {e}")))?;
-        request
-            .encode(&mut frame, version)
-            .map_err(|e| protocol(format!("encoding {api} v{version}: {e}")))?;
-        let len = (frame.len() - 4) as i32;
-        frame[..4].copy_from_slice(&len.to_be_bytes());
         let exchange = async {
             self.stream.write_all(&frame).await?;
             let size = self.stream.read_i32().await?;
@@ -174,6 +185,32 @@ impl Connection {
         }
         R::Response::decode(&mut body, version)
             .map_err(|e| protocol(format!("decoding {api} v{version}: {e}")))
+    }
+
+    /// The size-prefixed frame of `request` with the next correlation id.
+    fn frame<R: Request>(&mut self, request: &R, version: i16) -> Result<(BytesMut, i32)> {
+        let api = api_name(R::KEY);
+        let protocol = |reason: String| Error::Protocol {
+            addr: self.addr.clone(),
+            reason,
+        };
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let correlation_id = self.correlation_id;
+        let mut frame = BytesMut::new();
+        frame.put_i32(0);
+        RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(StrBytes::from_string(self.client_id.clone())))
+            .encode(&mut frame, R::header_version(version))
+            .map_err(|e| protocol(format!("encoding the {api} header: {e}")))?;
+        request
+            .encode(&mut frame, version)
+            .map_err(|e| protocol(format!("encoding {api} v{version}: {e}")))?;
+        let len = (frame.len() - 4) as i32;
+        frame[..4].copy_from_slice(&len.to_be_bytes());
+        Ok((frame, correlation_id))
     }
 }
 

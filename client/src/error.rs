@@ -42,6 +42,47 @@ pub enum Error {
         code: ErrorCode,
         message: Option<String>,
     },
+    /// A configuration value is invalid.
+    #[error("invalid value {value:?} for config {key}: {reason}")]
+    Config {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    /// The producer or consumer was closed.
+    #[error("the client is closed")]
+    Closed,
+    /// A record is larger than `max.request.size` or `buffer.memory`.
+    #[error("record of {size} bytes is larger than {limit} ({key})")]
+    RecordTooLarge {
+        size: usize,
+        limit: usize,
+        key: &'static str,
+    },
+    /// `send` waited `max.block.ms` for `buffer.memory` to free up.
+    #[error("no room in buffer.memory within {timeout_ms} ms")]
+    BufferFull { timeout_ms: u64 },
+    /// A topic's metadata did not become available in time.
+    #[error("topic {topic} not available after {timeout_ms} ms{}", code.map(|c| format!(": {c}")).unwrap_or_default())]
+    TopicUnavailable {
+        topic: String,
+        timeout_ms: u64,
+        code: Option<ErrorCode>,
+    },
+    /// A record names a partition the topic does not have.
+    #[error("topic {topic} has {count} partitions, no partition {partition}")]
+    InvalidPartition {
+        topic: String,
+        partition: i32,
+        count: i32,
+    },
+    /// A record was not acknowledged within `delivery.timeout.ms`.
+    #[error("record for {topic}-{partition} not delivered within {timeout_ms} ms")]
+    DeliveryTimeout {
+        topic: String,
+        partition: i32,
+        timeout_ms: u64,
+    },
 }
 
 impl Error {

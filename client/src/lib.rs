@@ -17,6 +17,7 @@ mod admin;
 mod connection;
 pub mod consumer;
 mod error;
+mod producer;
 
 pub use admin::{
     Admin, GroupDescription, GroupListing, MemberDescription, OffsetSpec, TopicPartition,
@@ -27,3 +28,7 @@ pub use consumer::{
     IsolationLevel, OffsetReset, RebalanceListener,
 };
 pub use error::{Error, Result};
+pub use producer::{
+    Acks, Compression, DefaultPartitioner, DeliveryFuture, Partitioner, Producer, ProducerConfig,
+    ProducerRecord, RecordMetadata, murmur2, partition_for_key, to_positive,
+};

@@ -2,3 +2,4 @@
 
 mod consumer;
 mod harness;
+mod producer;
