@@ -1,6 +1,7 @@
 //! `fjord`: the Fjord platform in one binary.
 
 mod group;
+mod topic;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -31,6 +32,8 @@ enum Command {
     Broker(BrokerArgs),
     /// Manage consumer groups: list, describe (lag per partition), delete, reset offsets.
     Group(group::GroupArgs),
+    /// Manage topics: create, list, describe, delete, alter-config.
+    Topic(topic::TopicArgs),
 }
 
 #[derive(Debug, Args)]
@@ -98,6 +101,7 @@ fn main() -> ExitCode {
                 serve("Fjord dev: broker", values, args).await
             }
             Command::Group(args) => group::run(args).await,
+            Command::Topic(args) => topic::run(args).await,
             Command::Broker(args) => {
                 let mut values = match &args.config {
                     Some(path) => BrokerConfig::read_file(path)?,

@@ -7,21 +7,30 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::{
-    BrokerId, ConsumerProtocolAssignment, DeleteGroupsRequest, DescribeGroupsRequest,
-    FindCoordinatorRequest, GroupId, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
-    OffsetCommitRequest, OffsetFetchRequest, TopicName,
+    BrokerId, ConsumerProtocolAssignment, CreateTopicsRequest, DeleteGroupsRequest,
+    DeleteTopicsRequest, DescribeConfigsRequest, DescribeGroupsRequest, FindCoordinatorRequest,
+    GroupId, IncrementalAlterConfigsRequest, ListGroupsRequest, ListOffsetsRequest,
+    MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use tokio::sync::Mutex;
 
 use crate::connection::Connection;
 use crate::error::{Error, Result};
+
+/// DescribeConfigs' resource type of a topic.
+const TOPIC_RESOURCE: i8 = 2;
 
 /// A topic and partition.
 pub type TopicPartition = (String, i32);
@@ -54,6 +63,17 @@ pub struct GroupDescription {
     pub protocol_type: String,
     pub protocol: String,
     pub members: Vec<MemberDescription>,
+}
+
+/// A topic as Metadata and DescribeConfigs show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicDescription {
+    pub name: String,
+    pub internal: bool,
+    /// `(partition, leader, replicas, in-sync replicas)`.
+    pub partitions: Vec<(i32, i32, Vec<i32>, Vec<i32>)>,
+    /// Configs set on the topic (source TOPIC_CONFIG).
+    pub overrides: BTreeMap<String, String>,
 }
 
 /// Which offset ListOffsets should find.
@@ -350,6 +370,179 @@ impl Admin {
                 );
             }
         }
+        Ok(out)
+    }
+
+    /// Creates a topic (`partitions` and `replication` of -1 take the broker's defaults).
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication: i16,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let topic = CreatableTopic::default()
+            .with_name(TopicName(s(name)))
+            .with_num_partitions(partitions)
+            .with_replication_factor(replication)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        CreatableTopicConfig::default()
+                            .with_name(s(k))
+                            .with_value(Some(s(v)))
+                    })
+                    .collect(),
+            );
+        let request = CreateTopicsRequest::default()
+            .with_topics(vec![topic])
+            .with_timeout_ms(30_000);
+        let mut conn = self.connection.lock().await;
+        let (response, _) = conn.send(&request).await?;
+        match response.topics.first() {
+            Some(t) if t.error_code != 0 => Err(Error::broker(
+                format!("creating topic {name}"),
+                t.error_code,
+                t.error_message.as_ref().map(|m| m.to_string()),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Deletes a topic.
+    pub async fn delete_topic(&self, name: &str) -> Result<()> {
+        let mut conn = self.connection.lock().await;
+        let version = conn.version_of::<DeleteTopicsRequest>()?.min(5);
+        let request = DeleteTopicsRequest::default()
+            .with_topic_names(vec![TopicName(s(name))])
+            .with_timeout_ms(30_000);
+        let response = conn.send_at(&request, version).await?;
+        match response.responses.first() {
+            Some(r) if r.error_code != 0 => Err(Error::broker(
+                format!("deleting topic {name}"),
+                r.error_code,
+                r.error_message.as_ref().map(|m| m.to_string()),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every topic, sorted (internal ones included, flagged).
+    pub async fn list_topics(&self) -> Result<Vec<TopicDescription>> {
+        self.metadata(None).await
+    }
+
+    /// One topic with its partitions and config overrides.
+    pub async fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
+        let mut topic = self
+            .metadata(Some(name))
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Protocol {
+                addr: self.bootstrap.clone(),
+                reason: "empty Metadata answer".into(),
+            })?;
+        let request = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(TOPIC_RESOURCE)
+                .with_resource_name(s(name))
+                .with_configuration_keys(None),
+        ]);
+        let mut conn = self.connection.lock().await;
+        let (response, _) = conn.send(&request).await?;
+        for result in response.results {
+            if result.error_code != 0 {
+                return Err(Error::broker(
+                    format!("describing the configs of {name}"),
+                    result.error_code,
+                    result.error_message.map(|m| m.to_string()),
+                ));
+            }
+            for config in result.configs.into_iter().filter(|c| c.config_source == 1) {
+                topic.overrides.insert(
+                    config.name.to_string(),
+                    config.value.map(|v| v.to_string()).unwrap_or_default(),
+                );
+            }
+        }
+        Ok(topic)
+    }
+
+    /// Sets (`Some`) or removes (`None`) topic configs (IncrementalAlterConfigs).
+    pub async fn alter_topic_configs(
+        &self,
+        name: &str,
+        changes: &BTreeMap<String, Option<String>>,
+    ) -> Result<()> {
+        let configs = changes
+            .iter()
+            .map(|(k, v)| {
+                AlterableConfig::default()
+                    .with_name(s(k))
+                    .with_config_operation(if v.is_some() { 0 } else { 1 })
+                    .with_value(v.as_deref().map(s))
+            })
+            .collect();
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(TOPIC_RESOURCE)
+                .with_resource_name(s(name))
+                .with_configs(configs),
+        ]);
+        let mut conn = self.connection.lock().await;
+        let (response, _) = conn.send(&request).await?;
+        match response.responses.first() {
+            Some(r) if r.error_code != 0 => Err(Error::broker(
+                format!("altering the configs of {name}"),
+                r.error_code,
+                r.error_message.as_ref().map(|m| m.to_string()),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    async fn metadata(&self, topic: Option<&str>) -> Result<Vec<TopicDescription>> {
+        let mut conn = self.connection.lock().await;
+        let version = conn.version_of::<MetadataRequest>()?.min(12);
+        let topics =
+            topic.map(|t| vec![MetadataRequestTopic::default().with_name(Some(TopicName(s(t))))]);
+        let request = MetadataRequest::default()
+            .with_topics(topics)
+            .with_allow_auto_topic_creation(false);
+        let response = conn.send_at(&request, version).await?;
+        let mut out = Vec::new();
+        for t in response.topics {
+            let name = t.name.map(|n| n.0.to_string()).unwrap_or_default();
+            if t.error_code != 0 {
+                return Err(Error::broker(
+                    format!("looking up topic {name}"),
+                    t.error_code,
+                    None,
+                ));
+            }
+            let mut partitions: Vec<(i32, i32, Vec<i32>, Vec<i32>)> = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    (
+                        p.partition_index,
+                        p.leader_id.0,
+                        p.replica_nodes.iter().map(|b| b.0).collect(),
+                        p.isr_nodes.iter().map(|b| b.0).collect(),
+                    )
+                })
+                .collect();
+            partitions.sort();
+            out.push(TopicDescription {
+                name,
+                internal: t.is_internal,
+                partitions,
+                overrides: BTreeMap::new(),
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
 }
