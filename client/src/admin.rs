@@ -288,32 +288,16 @@ impl Admin {
 
     /// The partitions of a topic.
     pub async fn partitions(&self, topic: &str) -> Result<Vec<i32>> {
-        let mut conn = self.connection.lock().await;
-        let version = conn.version_of::<MetadataRequest>()?.min(12);
-        let request = MetadataRequest::default()
-            .with_topics(Some(vec![
-                MetadataRequestTopic::default().with_name(Some(TopicName(s(topic)))),
-            ]))
-            .with_allow_auto_topic_creation(false);
-        let response = conn.send_at(&request, version).await?;
-        let found = response
-            .topics
+        let described = self.metadata(Some(topic)).await?;
+        let found = described
             .into_iter()
             .next()
             .ok_or_else(|| Error::Protocol {
                 addr: self.bootstrap.clone(),
                 reason: "empty Metadata answer".into(),
             })?;
-        if found.error_code != 0 {
-            return Err(Error::broker(
-                format!("looking up topic {topic}"),
-                found.error_code,
-                None,
-            ));
-        }
-        let mut partitions: Vec<i32> = found.partitions.iter().map(|p| p.partition_index).collect();
-        partitions.sort_unstable();
-        Ok(partitions)
+        // `metadata` sorts partitions by index.
+        Ok(found.partitions.iter().map(|(p, ..)| *p).collect())
     }
 
     /// ListOffsets for partitions; a partition with no matching record maps to `None`.
