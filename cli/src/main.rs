@@ -1,6 +1,11 @@
 //! `fjord`: the Fjord platform in one binary.
 
+mod bench;
+mod client_opts;
+mod consume;
 mod group;
+mod produce;
+mod registry;
 mod topic;
 
 use std::collections::BTreeMap;
@@ -26,7 +31,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the whole platform on this machine with embedded defaults (data in ./fjord-data).
-    Dev(ServeArgs),
+    Dev(DevArgs),
     /// Run one broker from a config file (TOML or Kafka server.properties), FJORD_* variables
     /// and flags, in that order of precedence (flags win).
     Broker(BrokerArgs),
@@ -34,6 +39,23 @@ enum Command {
     Group(group::GroupArgs),
     /// Manage topics: create, list, describe, delete, alter-config.
     Topic(topic::TopicArgs),
+    /// Write records to a topic, one per line from stdin or a file.
+    Produce(produce::ProduceArgs),
+    /// Print a topic's records (raw values or JSON lines).
+    Consume(consume::ConsumeArgs),
+    /// Measure produce or consume throughput and latency against a broker.
+    Bench(bench::BenchArgs),
+    /// Run the schema registry (Confluent REST API) against a broker.
+    Registry(registry::RegistryArgs),
+}
+
+#[derive(Debug, Args)]
+struct DevArgs {
+    #[command(flatten)]
+    serve: ServeArgs,
+    /// Address of the schema registry's REST API; port 0 picks a free port.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8081")]
+    registry_addr: String,
 }
 
 #[derive(Debug, Args)]
@@ -45,7 +67,7 @@ struct ServeArgs {
     #[arg(long, value_name = "HOST:PORT")]
     kafka_addr: Option<String>,
     /// Set any broker config by its Kafka name, e.g. --override log.retention.ms=60000.
-    #[arg(long = "override", value_name = "KEY=VALUE", value_parser = parse_override)]
+    #[arg(long = "override", value_name = "KEY=VALUE", value_parser = client_opts::key_value)]
     overrides: Vec<(String, String)>,
 }
 
@@ -56,13 +78,6 @@ struct BrokerArgs {
     config: Option<PathBuf>,
     #[command(flatten)]
     serve: ServeArgs,
-}
-
-fn parse_override(text: &str) -> Result<(String, String), String> {
-    let (key, value) = text
-        .split_once('=')
-        .ok_or_else(|| format!("expected KEY=VALUE, got '{text}'"))?;
-    Ok((key.trim().to_string(), value.trim().to_string()))
 }
 
 fn main() -> ExitCode {
@@ -98,17 +113,27 @@ fn main() -> ExitCode {
                     ("auto.create.topics.enable".to_string(), "true".to_string()),
                 ]);
                 values.extend(BrokerConfig::from_env(std::env::vars()));
-                serve("Fjord dev: broker", values, args).await
+                serve(
+                    "Fjord dev: broker",
+                    values,
+                    args.serve,
+                    Some(args.registry_addr),
+                )
+                .await
             }
             Command::Group(args) => group::run(args).await,
             Command::Topic(args) => topic::run(args).await,
+            Command::Produce(args) => produce::run(args).await,
+            Command::Consume(args) => consume::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
+            Command::Registry(args) => registry::run(args).await,
             Command::Broker(args) => {
                 let mut values = match &args.config {
                     Some(path) => BrokerConfig::read_file(path)?,
                     None => BTreeMap::new(),
                 };
                 values.extend(BrokerConfig::from_env(std::env::vars()));
-                serve("Fjord broker", values, args.serve).await
+                serve("Fjord broker", values, args.serve, None).await
             }
         }
     });
@@ -125,6 +150,7 @@ async fn serve(
     banner: &str,
     mut values: BTreeMap<String, String>,
     args: ServeArgs,
+    registry_addr: Option<String>,
 ) -> anyhow::Result<()> {
     if let Some(dir) = args.data_dir {
         values.insert("log.dirs".into(), dir.display().to_string());
@@ -145,12 +171,32 @@ async fn serve(
     );
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    server.run(shutdown).await?;
+    let Some(registry_addr) = registry_addr else {
+        server.run(shutdown).await?;
+        return Ok(());
+    };
+    // `fjord dev`: the schema registry runs beside the broker, keeping its state in it.
+    let bootstrap = server.local_addr().to_string();
+    let broker = tokio::spawn(server.run(shutdown.clone()));
+    let mut config = fjord_schema_registry::RegistryConfig::new(bootstrap);
+    config.listen = registry_addr;
+    let registry = match registry::start(config, shutdown.clone()).await {
+        Ok(registry) => registry,
+        Err(e) => {
+            shutdown.cancel();
+            let _ = broker.await;
+            return Err(e);
+        }
+    };
+    let registry = tokio::spawn(registry.run());
+    let (broker, registry) = tokio::join!(broker, registry);
+    broker.context("the broker task panicked")??;
+    registry.context("the schema registry task panicked")??;
     Ok(())
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.
-async fn stop_on_signal(shutdown: CancellationToken) {
+pub(crate) async fn stop_on_signal(shutdown: CancellationToken) {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {

@@ -6,6 +6,8 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use fjord_client::Admin;
 
+use crate::client_opts::key_value;
+
 #[derive(Debug, Args)]
 pub(crate) struct TopicArgs {
     /// Broker to connect to.
@@ -63,13 +65,6 @@ enum TopicCommand {
         #[arg(long = "delete", value_name = "KEY")]
         delete: Vec<String>,
     },
-}
-
-fn key_value(text: &str) -> Result<(String, String), String> {
-    let (k, v) = text
-        .split_once('=')
-        .ok_or_else(|| format!("expected KEY=VALUE, got '{text}'"))?;
-    Ok((k.trim().to_string(), v.trim().to_string()))
 }
 
 pub(crate) async fn run(args: TopicArgs) -> anyhow::Result<()> {

@@ -1,33 +1,36 @@
-//! Group and offset administration: what `fjord group` needs.
+//! Administration: topics, partitions, configs, records, offsets, groups and the cluster.
 //!
 //! Requests go to the bootstrap broker, and group requests to the group's coordinator (found
-//! with FindCoordinator). Partition-leader routing for multi-broker clusters comes with the
-//! producer and consumer.
+//! with FindCoordinator). ListOffsets and DeleteRecords go to the bootstrap broker too, which
+//! is every partition's leader on a single node; routing them by leader comes with the
+//! cluster (issue 5).
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::offset_commit_request::{
-    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
 use kafka_protocol::messages::{
-    BrokerId, ConsumerProtocolAssignment, CreateTopicsRequest, DeleteGroupsRequest,
-    DeleteTopicsRequest, DescribeConfigsRequest, DescribeGroupsRequest, FindCoordinatorRequest,
-    GroupId, IncrementalAlterConfigsRequest, ListGroupsRequest, ListOffsetsRequest,
-    MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
+    ConsumerProtocolAssignment, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest,
+    DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
+    DescribeGroupsRequest, FindCoordinatorRequest, GroupId, IncrementalAlterConfigsRequest,
+    ListGroupsRequest, MetadataRequest, OffsetFetchRequest, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::protocol::{Decodable, Request};
 use tokio::sync::Mutex;
 
 use crate::connection::Connection;
+use crate::consumer::IsolationLevel;
 use crate::error::{Error, Result};
+use crate::requests::{self, s};
 
 /// DescribeConfigs' resource type of a topic.
 const TOPIC_RESOURCE: i8 = 2;
@@ -76,6 +79,16 @@ pub struct TopicDescription {
     pub overrides: BTreeMap<String, String>,
 }
 
+/// The cluster as DescribeCluster shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterDescription {
+    pub cluster_id: String,
+    /// The controller's broker id (-1 when unknown).
+    pub controller_id: i32,
+    /// `(broker id, host, port, rack)`, by id.
+    pub brokers: Vec<(i32, String, i32, Option<String>)>,
+}
+
 /// Which offset ListOffsets should find.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OffsetSpec {
@@ -92,10 +105,6 @@ pub struct Admin {
     connection: Mutex<Connection>,
 }
 
-fn s(text: &str) -> StrBytes {
-    StrBytes::from_string(text.to_string())
-}
-
 impl Admin {
     /// Connects to a bootstrap broker (`host:port`).
     pub async fn connect(bootstrap: &str) -> Result<Self> {
@@ -106,13 +115,27 @@ impl Admin {
         })
     }
 
+    /// Sends `request` to the bootstrap broker at the highest version both sides serve (at
+    /// most `max`). A connection that failed (the broker restarted, say) is replaced and the
+    /// request sent once more.
+    async fn call<R: Request>(&self, request: &R, max: i16) -> Result<R::Response> {
+        let mut conn = self.connection.lock().await;
+        let version = conn.version_of::<R>()?.min(max);
+        match conn.send_at(request, version).await {
+            Err(Error::Io { .. } | Error::Timeout { .. }) => {
+                tracing::debug!(bootstrap = %self.bootstrap, "admin connection failed; reconnecting");
+                *conn = Connection::connect(&self.bootstrap, "fjord-admin").await?;
+                let version = conn.version_of::<R>()?.min(max);
+                conn.send_at(request, version).await
+            }
+            other => other,
+        }
+    }
+
     /// A connection to the coordinator of `group`.
     async fn coordinator(&self, group: &str) -> Result<Connection> {
-        let mut conn = self.connection.lock().await;
-        let request = FindCoordinatorRequest::default();
-        let version = conn.version_of::<FindCoordinatorRequest>()?.min(3);
-        let request = request.with_key(s(group));
-        let response = conn.send_at(&request, version).await?;
+        let request = FindCoordinatorRequest::default().with_key(s(group));
+        let response = self.call(&request, 3).await?;
         if response.error_code != 0 {
             return Err(Error::broker(
                 format!("finding the coordinator of group {group}"),
@@ -121,14 +144,12 @@ impl Admin {
             ));
         }
         let addr = format!("{}:{}", response.host.as_str(), response.port);
-        drop(conn);
         Connection::connect(&addr, "fjord-admin").await
     }
 
     /// Every group the broker knows.
     pub async fn list_groups(&self) -> Result<Vec<GroupListing>> {
-        let mut conn = self.connection.lock().await;
-        let (response, _) = conn.send(&ListGroupsRequest::default()).await?;
+        let response = self.call(&ListGroupsRequest::default(), i16::MAX).await?;
         if response.error_code != 0 {
             return Err(Error::broker("listing groups", response.error_code, None));
         }
@@ -228,29 +249,15 @@ impl Admin {
         offsets: &BTreeMap<TopicPartition, i64>,
     ) -> Result<()> {
         let mut conn = self.coordinator(group).await?;
-        let mut by_topic: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
-        for ((topic, partition), offset) in offsets {
-            by_topic.entry(topic).or_default().push(
-                OffsetCommitRequestPartition::default()
-                    .with_partition_index(*partition)
-                    .with_committed_offset(*offset)
-                    .with_committed_leader_epoch(-1),
-            );
-        }
-        let request = OffsetCommitRequest::default()
-            .with_group_id(GroupId(s(group)))
-            .with_generation_id_or_member_epoch(-1)
-            .with_member_id(s(""))
-            .with_topics(
-                by_topic
-                    .into_iter()
-                    .map(|(t, p)| {
-                        OffsetCommitRequestTopic::default()
-                            .with_name(TopicName(s(t)))
-                            .with_partitions(p)
-                    })
-                    .collect(),
-            );
+        let request = requests::offset_commit(
+            group,
+            &requests::Committer {
+                generation: -1,
+                member_id: "",
+                instance_id: None,
+            },
+            offsets,
+        );
         let (response, _) = conn.send(&request).await?;
         for topic in response.topics {
             for p in topic.partitions {
@@ -311,29 +318,9 @@ impl Admin {
             OffsetSpec::Latest => -1,
             OffsetSpec::Timestamp(ts) => ts,
         };
-        let mut by_topic: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
-        for (topic, partition) in partitions {
-            by_topic.entry(topic).or_default().push(
-                ListOffsetsPartition::default()
-                    .with_partition_index(*partition)
-                    .with_timestamp(timestamp),
-            );
-        }
-        let request = ListOffsetsRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_topics(
-                by_topic
-                    .into_iter()
-                    .map(|(t, p)| {
-                        ListOffsetsTopic::default()
-                            .with_name(TopicName(s(t)))
-                            .with_partitions(p)
-                    })
-                    .collect(),
-            );
-        let mut conn = self.connection.lock().await;
-        let version = conn.version_of::<ListOffsetsRequest>()?.min(7);
-        let response = conn.send_at(&request, version).await?;
+        let request =
+            requests::list_offsets(partitions, timestamp, IsolationLevel::ReadUncommitted);
+        let response = self.call(&request, 7).await?;
         let mut out = BTreeMap::new();
         for topic in response.topics {
             for p in topic.partitions {
@@ -382,8 +369,7 @@ impl Admin {
         let request = CreateTopicsRequest::default()
             .with_topics(vec![topic])
             .with_timeout_ms(30_000);
-        let mut conn = self.connection.lock().await;
-        let (response, _) = conn.send(&request).await?;
+        let response = self.call(&request, i16::MAX).await?;
         match response.topics.first() {
             Some(t) if t.error_code != 0 => Err(Error::broker(
                 format!("creating topic {name}"),
@@ -396,12 +382,10 @@ impl Admin {
 
     /// Deletes a topic.
     pub async fn delete_topic(&self, name: &str) -> Result<()> {
-        let mut conn = self.connection.lock().await;
-        let version = conn.version_of::<DeleteTopicsRequest>()?.min(5);
         let request = DeleteTopicsRequest::default()
             .with_topic_names(vec![TopicName(s(name))])
             .with_timeout_ms(30_000);
-        let response = conn.send_at(&request, version).await?;
+        let response = self.call(&request, 5).await?;
         match response.responses.first() {
             Some(r) if r.error_code != 0 => Err(Error::broker(
                 format!("deleting topic {name}"),
@@ -434,8 +418,7 @@ impl Admin {
                 .with_resource_name(s(name))
                 .with_configuration_keys(None),
         ]);
-        let mut conn = self.connection.lock().await;
-        let (response, _) = conn.send(&request).await?;
+        let response = self.call(&request, i16::MAX).await?;
         for result in response.results {
             if result.error_code != 0 {
                 return Err(Error::broker(
@@ -475,8 +458,7 @@ impl Admin {
                 .with_resource_name(s(name))
                 .with_configs(configs),
         ]);
-        let mut conn = self.connection.lock().await;
-        let (response, _) = conn.send(&request).await?;
+        let response = self.call(&request, i16::MAX).await?;
         match response.responses.first() {
             Some(r) if r.error_code != 0 => Err(Error::broker(
                 format!("altering the configs of {name}"),
@@ -488,14 +470,12 @@ impl Admin {
     }
 
     async fn metadata(&self, topic: Option<&str>) -> Result<Vec<TopicDescription>> {
-        let mut conn = self.connection.lock().await;
-        let version = conn.version_of::<MetadataRequest>()?.min(12);
         let topics =
             topic.map(|t| vec![MetadataRequestTopic::default().with_name(Some(TopicName(s(t))))]);
         let request = MetadataRequest::default()
             .with_topics(topics)
             .with_allow_auto_topic_creation(false);
-        let response = conn.send_at(&request, version).await?;
+        let response = self.call(&request, 12).await?;
         let mut out = Vec::new();
         for t in response.topics {
             let name = t.name.map(|n| n.0.to_string()).unwrap_or_default();
@@ -528,6 +508,101 @@ impl Admin {
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+
+    /// Grows a topic to `total` partitions (CreatePartitions).
+    pub async fn create_partitions(&self, topic: &str, total: i32) -> Result<()> {
+        let request = CreatePartitionsRequest::default()
+            .with_topics(vec![
+                CreatePartitionsTopic::default()
+                    .with_name(TopicName(s(topic)))
+                    .with_count(total)
+                    .with_assignments(None),
+            ])
+            .with_timeout_ms(30_000);
+        let response = self.call(&request, 3).await?;
+        match response.results.first() {
+            Some(r) if r.error_code != 0 => Err(Error::broker(
+                format!("adding partitions to {topic}"),
+                r.error_code,
+                r.error_message.as_ref().map(|m| m.to_string()),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Deletes the records before each offset (DeleteRecords; -1 means the high watermark),
+    /// returning each partition's new log start offset.
+    pub async fn delete_records(
+        &self,
+        before: &BTreeMap<TopicPartition, i64>,
+    ) -> Result<BTreeMap<TopicPartition, i64>> {
+        let mut by_topic: BTreeMap<&str, Vec<DeleteRecordsPartition>> = BTreeMap::new();
+        for ((topic, partition), offset) in before {
+            by_topic.entry(topic).or_default().push(
+                DeleteRecordsPartition::default()
+                    .with_partition_index(*partition)
+                    .with_offset(*offset),
+            );
+        }
+        let request = DeleteRecordsRequest::default()
+            .with_topics(
+                by_topic
+                    .into_iter()
+                    .map(|(t, p)| {
+                        DeleteRecordsTopic::default()
+                            .with_name(TopicName(s(t)))
+                            .with_partitions(p)
+                    })
+                    .collect(),
+            )
+            .with_timeout_ms(30_000);
+        let response = self.call(&request, 2).await?;
+        let mut out = BTreeMap::new();
+        for topic in response.topics {
+            for p in topic.partitions {
+                let tp = (topic.name.0.to_string(), p.partition_index);
+                if p.error_code != 0 {
+                    return Err(Error::broker(
+                        format!("deleting records of {}-{}", tp.0, tp.1),
+                        p.error_code,
+                        None,
+                    ));
+                }
+                out.insert(tp, p.low_watermark);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The cluster id, controller and brokers (DescribeCluster).
+    pub async fn describe_cluster(&self) -> Result<ClusterDescription> {
+        let response = self.call(&DescribeClusterRequest::default(), 1).await?;
+        if response.error_code != 0 {
+            return Err(Error::broker(
+                "describing the cluster",
+                response.error_code,
+                response.error_message.map(|m| m.to_string()),
+            ));
+        }
+        let mut brokers: Vec<(i32, String, i32, Option<String>)> = response
+            .brokers
+            .into_iter()
+            .map(|b| {
+                (
+                    b.broker_id.0,
+                    b.host.to_string(),
+                    b.port,
+                    b.rack.map(|r| r.to_string()),
+                )
+            })
+            .collect();
+        brokers.sort();
+        Ok(ClusterDescription {
+            cluster_id: response.cluster_id.to_string(),
+            controller_id: response.controller_id.0,
+            brokers,
+        })
     }
 }
 

@@ -16,6 +16,19 @@ use crate::error::{Error, Result};
 /// The request timeout (Kafka's `request.timeout.ms` default is 30 s).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The largest response frame accepted (a broker caps fetches at `fetch.max.bytes`, 50 MiB by
+/// default); a larger size prefix means a broken or hostile peer.
+const MAX_RESPONSE_SIZE: usize = 1 << 30;
+
+/// What a [`Connection`] is made of, for [`crate::pipeline::Pipeline`] to take over.
+pub(crate) struct Parts {
+    pub(crate) addr: String,
+    pub(crate) stream: TcpStream,
+    pub(crate) client_id: String,
+    pub(crate) correlation_id: i32,
+    pub(crate) versions: HashMap<i16, VersionRange>,
+}
+
 /// A connection to one broker.
 #[derive(Debug)]
 pub struct Connection {
@@ -85,22 +98,17 @@ impl Connection {
 
     /// The highest version of `R` that both sides serve.
     pub fn version_of<R: Request>(&self) -> Result<i16> {
-        let api = api_name(R::KEY);
-        let served = self
-            .versions
-            .get(&R::KEY)
-            .ok_or_else(|| Error::Unsupported {
-                api: api.clone(),
-                addr: self.addr.clone(),
-            })?;
-        let common = served.intersect(&R::VERSIONS);
-        if common.is_empty() {
-            return Err(Error::Unsupported {
-                api,
-                addr: self.addr.clone(),
-            });
+        version_of::<R>(&self.versions, &self.addr)
+    }
+
+    pub(crate) fn into_parts(self) -> Parts {
+        Parts {
+            addr: self.addr,
+            stream: self.stream,
+            client_id: self.client_id,
+            correlation_id: self.correlation_id,
+            versions: self.versions,
         }
-        Ok(common.max)
     }
 
     /// Sends `request` at the highest common version and returns the response and the version.
@@ -145,10 +153,7 @@ impl Connection {
         };
         let exchange = async {
             self.stream.write_all(&frame).await?;
-            let size = self.stream.read_i32().await?;
-            let mut body = vec![0u8; usize::try_from(size).unwrap_or(0)];
-            self.stream.read_exact(&mut body).await?;
-            Ok::<_, std::io::Error>(Bytes::from(body))
+            read_frame(&mut self.stream).await
         };
         let mut body = match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
             Ok(Ok(body)) => body,
@@ -189,31 +194,88 @@ impl Connection {
 
     /// The size-prefixed frame of `request` with the next correlation id.
     fn frame<R: Request>(&mut self, request: &R, version: i16) -> Result<(BytesMut, i32)> {
-        let api = api_name(R::KEY);
-        let protocol = |reason: String| Error::Protocol {
-            addr: self.addr.clone(),
-            reason,
-        };
         self.correlation_id = self.correlation_id.wrapping_add(1);
         let correlation_id = self.correlation_id;
-        let mut frame = BytesMut::new();
-        frame.put_i32(0);
-        RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(StrBytes::from_string(self.client_id.clone())))
-            .encode(&mut frame, R::header_version(version))
-            .map_err(|e| protocol(format!("encoding the {api} header: {e}")))?;
-        request
-            .encode(&mut frame, version)
-            .map_err(|e| protocol(format!("encoding {api} v{version}: {e}")))?;
-        let len = (frame.len() - 4) as i32;
-        frame[..4].copy_from_slice(&len.to_be_bytes());
+        let frame =
+            encode_frame(request, version, correlation_id, &self.client_id).map_err(|reason| {
+                Error::Protocol {
+                    addr: self.addr.clone(),
+                    reason,
+                }
+            })?;
         Ok((frame, correlation_id))
     }
 }
 
-fn api_name(key: i16) -> String {
+/// Reads one size-prefixed response frame (correlation id first).
+pub(crate) async fn read_frame(
+    read: &mut (impl tokio::io::AsyncRead + Unpin),
+) -> std::io::Result<Bytes> {
+    let size = read.read_i32().await?;
+    let size = usize::try_from(size)
+        .ok()
+        .filter(|s| (4..=MAX_RESPONSE_SIZE).contains(s))
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("response size {size} out of range"),
+            )
+        })?;
+    // Read into spare capacity: no zero-filling of a buffer that is about to be overwritten.
+    let mut body = BytesMut::with_capacity(size);
+    while body.len() < size {
+        let remaining = size - body.len();
+        if read.read_buf(&mut (&mut body).limit(remaining)).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok(body.freeze())
+}
+
+/// The highest version of `R` in both the broker's `versions` and this client.
+pub(crate) fn version_of<R: Request>(
+    versions: &HashMap<i16, VersionRange>,
+    addr: &str,
+) -> Result<i16> {
+    let unsupported = || Error::Unsupported {
+        api: api_name(R::KEY),
+        addr: addr.to_string(),
+    };
+    let served = versions.get(&R::KEY).ok_or_else(unsupported)?;
+    let common = served.intersect(&R::VERSIONS);
+    if common.is_empty() {
+        return Err(unsupported());
+    }
+    Ok(common.max)
+}
+
+/// `request` as a size-prefixed frame with its header.
+pub(crate) fn encode_frame<R: Request>(
+    request: &R,
+    version: i16,
+    correlation_id: i32,
+    client_id: &str,
+) -> std::result::Result<BytesMut, String> {
+    let api = api_name(R::KEY);
+    // Sized up front: a Produce frame carries whole batches, and growing it would copy them.
+    let body = request.compute_size(version).unwrap_or(0);
+    let mut frame = BytesMut::with_capacity(4 + 64 + client_id.len() + body);
+    frame.put_i32(0);
+    RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_string(client_id.to_string())))
+        .encode(&mut frame, R::header_version(version))
+        .map_err(|e| format!("encoding the {api} header: {e}"))?;
+    request
+        .encode(&mut frame, version)
+        .map_err(|e| format!("encoding {api} v{version}: {e}"))?;
+    let len = (frame.len() - 4) as i32;
+    frame[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(frame)
+}
+
+pub(crate) fn api_name(key: i16) -> String {
     ApiKey::try_from(key).map_or_else(|_| format!("API {key}"), |k| format!("{k:?}"))
 }

@@ -63,11 +63,15 @@ pub enum Error {
     #[error("no room in buffer.memory within {timeout_ms} ms")]
     BufferFull { timeout_ms: u64 },
     /// A topic's metadata did not become available in time.
-    #[error("topic {topic} not available after {timeout_ms} ms{}", code.map(|c| format!(": {c}")).unwrap_or_default())]
+    #[error("topic {topic} not available after {timeout_ms} ms{}{}",
+        code.map(|c| format!(": {c}")).unwrap_or_default(),
+        cause.as_deref().map(|c| format!(" (last metadata error: {c})")).unwrap_or_default())]
     TopicUnavailable {
         topic: String,
         timeout_ms: u64,
         code: Option<ErrorCode>,
+        /// Why the last metadata request failed, e.g. the bootstrap server refused connections.
+        cause: Option<String>,
     },
     /// A record names a partition the topic does not have.
     #[error("topic {topic} has {count} partitions, no partition {partition}")]
@@ -83,6 +87,18 @@ pub enum Error {
         partition: i32,
         timeout_ms: u64,
     },
+}
+
+/// An error and its sources on one line: `cannot connect to a:1: Connection refused`.
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
 }
 
 impl Error {

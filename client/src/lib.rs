@@ -1,8 +1,10 @@
 //! fjord-client: a pure-Rust Kafka client (no librdkafka).
 //!
-//! Today: [`Connection`], one broker connection that negotiates API versions and sends typed
-//! requests, and [`Admin`], the group and offset administration the `fjord group` commands use.
-//! The producer and consumer arrive with the client issue.
+//! [`Producer`] (batching, compression, acks, retries, idempotence, the Java client's murmur2
+//! partitioner), [`Consumer`] (assign or subscribe in a group, commits, seeks, a `Stream` of
+//! records), [`Admin`] (topics, configs, records, offsets, groups, cluster) and [`Connection`],
+//! one broker connection that negotiates API versions and sends typed requests. Configs take
+//! Kafka's property names (`ProducerConfig::from_properties`, `ConsumerConfig::from_properties`).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), fjord_client::Error> {
@@ -17,10 +19,13 @@ mod admin;
 mod connection;
 pub mod consumer;
 mod error;
+mod pipeline;
 mod producer;
+mod requests;
 
 pub use admin::{
-    Admin, GroupDescription, GroupListing, MemberDescription, OffsetSpec, TopicPartition,
+    Admin, ClusterDescription, GroupDescription, GroupListing, MemberDescription, OffsetSpec,
+    TopicPartition,
 };
 pub use connection::Connection;
 pub use consumer::{

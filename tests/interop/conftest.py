@@ -230,3 +230,21 @@ def pytest_report_header(config):
     except Exception as e:  # pragma: no cover
         lines.append(f"kcat: unavailable ({e})")
     return lines
+
+
+@pytest.fixture
+def registry_factory(broker_factory):
+    """Start `fjord registry` processes against a broker: `registry_factory(broker)`.
+
+    Each is a `Broker` object running the `registry` command (its `bootstrap` is the REST
+    address); `url(r)` gives `http://host:port`.
+    """
+
+    def make(broker: Broker, *extra: str) -> Broker:
+        return broker_factory(
+            command="registry",
+            address_flags=False,
+            extra_args=["--bootstrap", broker.bootstrap, "--listen", "127.0.0.1:0", *extra],
+        )
+
+    return make

@@ -231,8 +231,12 @@ def _kp_rec(m) -> Rec:
 
 
 def kp_consumer(bootstrap: str, **conf) -> KafkaConsumer:
+    # kafka-python 2.3's receive_message_max_bytes (1 MB) is below one fetch of a few full
+    # partitions (max_partition_fetch_bytes is 1 MiB each, fetch_max_bytes 50 MiB): it drops
+    # such a response as an "Invalid frame length" and retries forever, against Kafka too.
     cfg = {"bootstrap_servers": bootstrap, "group_id": None, "enable_auto_commit": False,
-           "auto_offset_reset": "earliest", "check_crcs": True}
+           "auto_offset_reset": "earliest", "check_crcs": True,
+           "receive_message_max_bytes": 64 * 1024 * 1024}
     cfg.update(conf)
     return KafkaConsumer(**cfg)
 

@@ -118,7 +118,13 @@ pub(crate) fn clean<G: DerefMut<Target = PartitionLog>>(
     config: &LogConfig,
     now_ms: i64,
 ) -> Result<Option<CleanStats>> {
-    let Some(job) = plan(&lock(), config, now_ms) else {
+    let job = {
+        let mut log = lock();
+        // Segments still being sealed in the background are left for a later pass.
+        log.reap_seals()?;
+        plan(&log, config, now_ms)
+    };
+    let Some(job) = job else {
         return Ok(None);
     };
     let cleaned = match run(&job, now_ms) {
@@ -573,6 +579,8 @@ mod tests {
             batch(&[("zz", Some(&big))], Compression::None, (-1, 0, 0)),
             config,
         );
+        // Rolled segments are sealed in the background; the tests clean right away.
+        log.lock().expect("lock").wait_for_seals().expect("sealed");
     }
 
     fn open(dir: &Path, config: &LogConfig) -> Mutex<PartitionLog> {
@@ -906,7 +914,8 @@ mod tests {
         let before = key_values(&read_all(&log));
         // The lock-free half of a pass: `.cleaned` files written, nothing swapped.
         let cleaned = {
-            let guard = log.lock().expect("lock");
+            let mut guard = log.lock().expect("lock");
+            guard.wait_for_seals().expect("sealed");
             let job = plan(&guard, &config, T0).expect("job");
             drop(guard);
             let cleaned = run(&job, T0).expect("run");

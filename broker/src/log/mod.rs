@@ -7,6 +7,7 @@ mod offset_index;
 mod partition_log;
 mod producer_state;
 mod retained_batch;
+mod sealing;
 mod segment;
 mod time_index;
 

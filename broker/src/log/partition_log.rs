@@ -7,7 +7,11 @@ use fjord_protocol::batch::{self, Batches};
 
 use super::cleaner::{self, CleanerState};
 use super::producer_state::{ProducerBatch, ProducerStateTable, SequenceCheck};
-use super::segment::{LOG_SUFFIX, ReadPlan, Segment, segment_path, write_atomically};
+use super::sealing::Sealing;
+use super::segment::{
+    INDEX_SUFFIX, LOG_SUFFIX, ReadPlan, Segment, TIME_INDEX_SUFFIX, remove_files, segment_path,
+    write_atomically,
+};
 use crate::config::{LogConfig, TimestampType};
 use crate::error::{Error, Result};
 
@@ -33,6 +37,8 @@ pub(crate) struct PartitionLog {
     first_unflushed_ms: Option<i64>,
     producers: ProducerStateTable,
     cleaner: CleanerState,
+    /// Rolled segments being sealed in the background.
+    sealing: Sealing,
 }
 
 /// File extension of producer-state snapshots.
@@ -83,16 +89,38 @@ impl PartitionLog {
         bases.sort_unstable();
         let mut segments = BTreeMap::new();
         let last = bases.last().copied();
-        for base in bases {
+        let mut lost_after = None;
+        for base in bases.iter().copied() {
             let active = Some(base) == last;
+            // After a crash, a rolled segment whose background seal had not finished (no
+            // index files) is checked batch by batch like the active one.
+            let unsealed = !active && !Segment::has_index_files(dir, base);
+            let length_before = std::fs::metadata(segment_path(dir, base, LOG_SUFFIX))
+                .map(|m| m.len())
+                .unwrap_or(0);
             let segment = Segment::open(
                 dir,
                 base,
-                recover && active,
+                recover && (active || unsealed),
                 config.index_interval_bytes,
                 now_ms,
             )?;
+            if recover && unsealed {
+                segment.seal()?;
+                if segment.size() < length_before {
+                    // Its tail was lost: later segments hold writes from after the loss.
+                    segments.insert(base, segment);
+                    lost_after = Some(base);
+                    break;
+                }
+            }
             segments.insert(base, segment);
+        }
+        if let Some(torn) = lost_after {
+            for base in bases.into_iter().filter(|b| *b > torn) {
+                tracing::warn!(dir = %dir.display(), base_offset = base, "deleting segment written after a torn one");
+                remove_files(dir, base, &[LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX])?;
+            }
         }
         if segments.is_empty() {
             let base = log_start_checkpoint.unwrap_or(0).max(0);
@@ -109,6 +137,7 @@ impl PartitionLog {
             first_unflushed_ms: None,
             producers: ProducerStateTable::default(),
             cleaner: CleanerState::load(dir),
+            sealing: Sealing::default(),
         };
         log.log_start_offset = log.log_start_offset.min(log.log_end_offset());
         log.high_watermark = log.log_end_offset();
@@ -223,11 +252,12 @@ impl PartitionLog {
         &self.dir
     }
 
-    /// Every segment but the active one, oldest first.
+    /// Every segment but the active one and those still being sealed, oldest first.
     pub(super) fn sealed_segments(&self) -> impl Iterator<Item = &Segment> {
         self.segments
             .values()
             .take(self.segments.len().saturating_sub(1))
+            .filter(|s| !self.sealing.contains(s.base_offset()))
     }
 
     /// The segment starting at `base`.
@@ -424,12 +454,32 @@ impl PartitionLog {
     /// Seals the active segment and starts a new one at the log end offset.
     fn roll(&mut self, now_ms: i64) -> Result<()> {
         let base = self.log_end_offset();
-        self.active().seal()?;
-        self.snapshot_producers()?;
+        // Sealing fsyncs up to segment.bytes of data: it runs on its own thread so appends
+        // are not held up behind it (Kafka flushes a rolled segment asynchronously too).
+        self.reap_seals()?;
+        let sealed_base = self.active().base_offset();
+        // The producer snapshot at the roll point goes with it (recovery replays batch
+        // headers from an older snapshot when this one is missing).
+        let sealer = self.active().sealer().then_write(
+            segment_path(&self.dir, base, SNAPSHOT_SUFFIX),
+            self.producers.encode(),
+        );
+        self.sealing.start(sealed_base, sealer, &self.dir)?;
         let segment = Segment::create(&self.dir, base, now_ms)?;
         self.segments.insert(base, segment);
         tracing::debug!(dir = %self.dir.display(), base_offset = base, "rolled segment");
         Ok(())
+    }
+
+    /// Collects background seals that have finished, returning the first failure.
+    pub(crate) fn reap_seals(&mut self) -> Result<()> {
+        self.sealing.reap()
+    }
+
+    /// Waits for every background seal: before anything that needs rolled segments durable
+    /// and indexed on disk (a flush, retention, the cleaner, a clean shutdown).
+    pub(crate) fn wait_for_seals(&mut self) -> Result<()> {
+        self.sealing.wait()
     }
 
     /// Plans a read from `offset`: `Ok(None)` at the high watermark (nothing to read yet).
@@ -489,6 +539,7 @@ impl PartitionLog {
         if !config.cleanup_policy.delete {
             return Ok(0);
         }
+        self.wait_for_seals()?;
         let expired = |s: &Segment| {
             config.retention_ms >= 0
                 && now_ms.saturating_sub(s.largest_time_ms()) > config.retention_ms
@@ -550,6 +601,7 @@ impl PartitionLog {
     }
 
     fn delete_segments(&mut self, bases: &[i64]) -> Result<()> {
+        self.wait_for_seals()?;
         for base in bases {
             if let Some(segment) = self.segments.remove(base) {
                 segment.delete()?;
@@ -565,9 +617,11 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Fsyncs the active segment (sealed ones were fsynced when they rolled).
+    /// Fsyncs the active segment and waits for rolled segments' seals.
     pub(crate) fn flush(&mut self) -> Result<()> {
         if self.unflushed_messages > 0 {
+            // Records acknowledged into a rolled segment are durable once its seal is done.
+            self.wait_for_seals()?;
             self.active().flush()?;
             self.unflushed_messages = 0;
             self.first_unflushed_ms = None;
@@ -588,6 +642,7 @@ impl PartitionLog {
 
     /// Clean shutdown: fsync the data and write the active segment's indexes.
     pub(crate) fn close(&mut self) -> Result<()> {
+        self.wait_for_seals()?;
         self.active().seal()?;
         self.snapshot_producers()?;
         self.unflushed_messages = 0;
@@ -676,6 +731,87 @@ mod tests {
             log.plan_read(101),
             Err(Error::OffsetOutOfRange { .. })
         ));
+    }
+
+    /// Rolls a few segments and "crashes" (no close), then makes the last rolled segment look
+    /// as if its background seal never ran: its index files are gone.
+    fn crash_with_an_unsealed_segment(dir: &Path, config: &LogConfig) -> Vec<i64> {
+        let mut log = PartitionLog::open(dir, false, config, None, 0, 0).expect("open");
+        for i in 0..20 {
+            produce(&mut log, 5, 1_000 + i, config);
+        }
+        log.wait_for_seals().expect("sealed");
+        let bases: Vec<i64> = log.segments.keys().copied().collect();
+        assert!(bases.len() >= 3, "{bases:?}");
+        drop(log);
+        let unsealed = bases[bases.len() - 2];
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            std::fs::remove_file(segment_path(dir, unsealed, suffix)).expect("remove index");
+        }
+        bases
+    }
+
+    #[test]
+    fn roll_seals_in_the_background_and_clean_close_waits_for_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config(2_000);
+        let mut log = PartitionLog::open(dir.path(), false, &config, None, 0, 0).expect("open");
+        for i in 0..20 {
+            produce(&mut log, 5, 1_000 + i, &config);
+        }
+        log.close().expect("close");
+        assert!(log.sealing.is_empty());
+        let bases: Vec<i64> = log.segments.keys().copied().collect();
+        for base in &bases[..bases.len() - 1] {
+            assert!(
+                Segment::has_index_files(dir.path(), *base),
+                "segment {base}"
+            );
+        }
+    }
+
+    #[test]
+    fn recovery_checks_a_rolled_segment_whose_seal_did_not_finish() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config(2_000);
+        let bases = crash_with_an_unsealed_segment(dir.path(), &config);
+        let log = PartitionLog::open(dir.path(), true, &config, None, 0, 0).expect("recover");
+        assert_eq!(log.log_end_offset(), 100);
+        assert_eq!(log.segments.keys().copied().collect::<Vec<_>>(), bases);
+        let unsealed = bases[bases.len() - 2];
+        assert!(Segment::has_index_files(dir.path(), unsealed));
+        for offset in 0..100 {
+            assert!(log.plan_read(offset).expect("in range").is_some());
+        }
+    }
+
+    #[test]
+    fn a_torn_unsealed_segment_drops_the_segments_written_after_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config(2_000);
+        let bases = crash_with_an_unsealed_segment(dir.path(), &config);
+        let unsealed = bases[bases.len() - 2];
+        // The machine crashed before the fsync: the segment's last bytes never reached disk.
+        let path = segment_path(dir.path(), unsealed, LOG_SUFFIX);
+        let len = std::fs::metadata(&path).expect("stat").len();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open");
+        file.set_len(len - 10).expect("truncate");
+        drop(file);
+        let log = PartitionLog::open(dir.path(), true, &config, None, 0, 0).expect("recover");
+        // The torn batch is gone and so is everything after it: no gap in the offsets.
+        assert_eq!(log.segments.keys().last().copied(), Some(unsealed));
+        assert!(!segment_path(dir.path(), bases[bases.len() - 1], LOG_SUFFIX).exists());
+        let end = log.log_end_offset();
+        assert!(
+            end < bases[bases.len() - 1] && end > unsealed,
+            "log end {end}"
+        );
+        for offset in 0..end {
+            assert!(log.plan_read(offset).expect("in range").is_some());
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use fjord_protocol::batch::{self, BatchHeader, Batches, HEADER_LEN};
 
 use super::offset_index::{OffsetEntry, OffsetIndex};
+use super::sealing::Sealer;
 use super::time_index::{TimeEntry, TimeIndex};
 use crate::error::{Error, Result};
 
@@ -467,10 +468,36 @@ impl Segment {
         })
     }
 
-    /// Seals the segment: log fsynced, indexes written. Called on roll and on clean shutdown.
+    /// Seals the segment: log fsynced, indexes written. Called on clean shutdown and after
+    /// recovering a sealed segment; a roll seals in the background with [`Segment::sealer`].
     pub(crate) fn seal(&self) -> Result<()> {
-        self.flush()?;
-        self.write_indexes()
+        self.sealer().run()
+    }
+
+    /// What sealing this segment takes, detached from it: the file handle and the encoded
+    /// indexes as they are now (the segment takes no more appends once rolled).
+    pub(crate) fn sealer(&self) -> Sealer {
+        Sealer::new(
+            Arc::clone(&self.file),
+            segment_path(&self.dir, self.base_offset, LOG_SUFFIX),
+            [
+                (
+                    segment_path(&self.dir, self.base_offset, INDEX_SUFFIX),
+                    self.index.encode(),
+                ),
+                (
+                    segment_path(&self.dir, self.base_offset, TIME_INDEX_SUFFIX),
+                    self.time_index.encode(),
+                ),
+            ],
+        )
+    }
+
+    /// Whether both index files exist: a sealed segment gets them only after its log was
+    /// fsynced, so one without them may have lost unsynced writes in a machine crash.
+    pub(crate) fn has_index_files(dir: &Path, base_offset: i64) -> bool {
+        segment_path(dir, base_offset, INDEX_SUFFIX).exists()
+            && segment_path(dir, base_offset, TIME_INDEX_SUFFIX).exists()
     }
 
     /// Removes the segment's files.

@@ -100,6 +100,9 @@ pub struct ConsumerConfig {
     pub heartbeat_interval: Duration,
     /// `max.poll.interval.ms` (default 300000): the rebalance timeout sent in JoinGroup.
     pub max_poll_interval: Duration,
+    /// `metadata.max.age.ms` (default 300000): how often a pattern subscription looks for new
+    /// matching topics.
+    pub metadata_max_age: Duration,
     /// `fetch.min.bytes` (default 1).
     pub fetch_min_bytes: i32,
     /// `fetch.max.wait.ms` (default 500).
@@ -125,6 +128,7 @@ impl Default for ConsumerConfig {
             session_timeout: Duration::from_millis(45_000),
             heartbeat_interval: Duration::from_millis(3_000),
             max_poll_interval: Duration::from_millis(300_000),
+            metadata_max_age: Duration::from_millis(300_000),
             fetch_min_bytes: 1,
             fetch_max_wait: Duration::from_millis(500),
             max_partition_fetch_bytes: 1024 * 1024,
@@ -229,6 +233,7 @@ impl ConsumerConfig {
             "session.timeout.ms" => self.session_timeout = parse_ms(key, value)?,
             "heartbeat.interval.ms" => self.heartbeat_interval = parse_ms(key, value)?,
             "max.poll.interval.ms" => self.max_poll_interval = parse_ms(key, value)?,
+            "metadata.max.age.ms" => self.metadata_max_age = parse_ms(key, value)?,
             "fetch.min.bytes" => self.fetch_min_bytes = parse_i32(key, value)?,
             "fetch.max.wait.ms" => self.fetch_max_wait = parse_ms(key, value)?,
             "max.partition.fetch.bytes" => {

@@ -5,9 +5,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use fjord_protocol::ErrorCode;
-use kafka_protocol::messages::offset_commit_request::{
-    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::{
     FindCoordinatorRequest, GroupId, OffsetCommitRequest, OffsetFetchRequest, TopicName,
@@ -15,10 +12,11 @@ use kafka_protocol::messages::{
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::fetcher::{connect_any, s};
+use super::fetcher::connect_any;
 use crate::admin::TopicPartition;
 use crate::connection::Connection;
 use crate::error::{Error, Result};
+use crate::requests::{self, s};
 
 const FIND_COORDINATOR_MAX_V: i16 = 3;
 const OFFSET_COMMIT_MAX_V: i16 = 8;
@@ -123,30 +121,15 @@ impl Coordinator {
         if offsets.is_empty() {
             return Ok(());
         }
-        let mut by_topic: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
-        for ((topic, partition), offset) in offsets {
-            by_topic.entry(topic).or_default().push(
-                OffsetCommitRequestPartition::default()
-                    .with_partition_index(*partition)
-                    .with_committed_offset(*offset)
-                    .with_committed_leader_epoch(-1),
-            );
-        }
-        let request = OffsetCommitRequest::default()
-            .with_group_id(GroupId(s(&self.group)))
-            .with_generation_id_or_member_epoch(member.generation)
-            .with_member_id(s(&member.member_id))
-            .with_group_instance_id(member.instance_id.as_deref().map(s))
-            .with_topics(
-                by_topic
-                    .into_iter()
-                    .map(|(t, p)| {
-                        OffsetCommitRequestTopic::default()
-                            .with_name(TopicName(s(t)))
-                            .with_partitions(p)
-                    })
-                    .collect(),
-            );
+        let request = requests::offset_commit(
+            &self.group,
+            &requests::Committer {
+                generation: member.generation,
+                member_id: &member.member_id,
+                instance_id: member.instance_id.as_deref(),
+            },
+            offsets,
+        );
         let mut attempt = 0;
         'retry: loop {
             attempt += 1;

@@ -7,27 +7,22 @@ use std::time::Duration;
 use bytes::Bytes;
 use fjord_protocol::ErrorCode;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     BrokerId, FetchRequest, ListOffsetsRequest, MetadataRequest, TopicName,
 };
-use kafka_protocol::protocol::StrBytes;
 
 use super::config::IsolationLevel;
-use super::record::{Aborted, ConsumerRecord, decode_partition};
+use super::record::{Aborted, ConsumerRecord, decode_partition_into};
 use crate::admin::TopicPartition;
 use crate::connection::Connection;
 use crate::error::{Error, Result};
+use crate::requests::{self, s};
 
 /// The highest versions used: Fetch 12 (topics by name), ListOffsets 7, Metadata 12.
 const FETCH_MAX_V: i16 = 12;
 const LIST_OFFSETS_MAX_V: i16 = 7;
 const METADATA_MAX_V: i16 = 12;
-
-pub(crate) fn s(text: &str) -> StrBytes {
-    StrBytes::from_string(text.to_string())
-}
 
 /// Connects to the first reachable bootstrap server.
 pub(crate) async fn connect_any(servers: &[String], client_id: &str) -> Result<Connection> {
@@ -142,6 +137,26 @@ impl Cluster {
         self.bootstrap.send_at(request, version).await
     }
 
+    /// Every topic's name and whether it is internal (a Metadata request for all topics).
+    pub(crate) async fn all_topics(&mut self) -> Result<Vec<(String, bool)>> {
+        let request = MetadataRequest::default()
+            .with_topics(None)
+            .with_allow_auto_topic_creation(false);
+        let response = match self.metadata(&request).await {
+            Ok(r) => r,
+            Err(_) => {
+                self.bootstrap = connect_any(&self.servers, &self.client_id).await?;
+                self.metadata(&request).await?
+            }
+        };
+        Ok(response
+            .topics
+            .into_iter()
+            .filter(|t| t.error_code == 0)
+            .filter_map(|t| t.name.map(|n| (n.0.to_string(), t.is_internal)))
+            .collect())
+    }
+
     /// Partition counts of the topics metadata knows.
     pub(crate) fn partition_counts(&self) -> &BTreeMap<String, i32> {
         &self.partition_counts
@@ -204,28 +219,8 @@ impl Cluster {
             partitions.iter().map(|tp| (tp.clone(), ())).collect();
         let mut out = BTreeMap::new();
         for (leader, list) in self.by_leader(&items).await? {
-            let mut by_topic: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
-            for ((topic, partition), ()) in &list {
-                by_topic.entry(topic).or_default().push(
-                    ListOffsetsPartition::default()
-                        .with_partition_index(*partition)
-                        .with_current_leader_epoch(-1)
-                        .with_timestamp(timestamp),
-                );
-            }
-            let request = ListOffsetsRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_isolation_level(isolation.wire())
-                .with_topics(
-                    by_topic
-                        .into_iter()
-                        .map(|(t, p)| {
-                            ListOffsetsTopic::default()
-                                .with_name(TopicName(s(t)))
-                                .with_partitions(p)
-                        })
-                        .collect(),
-                );
+            let request =
+                requests::list_offsets(list.iter().map(|(tp, ())| tp), timestamp, isolation);
             let conn = self.leader(leader).await?;
             let version = conn
                 .version_of::<ListOffsetsRequest>()?
@@ -255,116 +250,279 @@ impl Cluster {
         Ok(out)
     }
 
-    /// One Fetch per leader of `positions`.
-    pub(crate) async fn fetch(
+    /// Starts one Fetch per leader of `positions`, each on its own task (which also decodes
+    /// the records), so that the caller can work while they run.
+    pub(crate) async fn start_fetch(
         &mut self,
         positions: &[(TopicPartition, i64)],
-        max_wait: Duration,
-        min_bytes: i32,
-        partition_max_bytes: i32,
-        isolation: IsolationLevel,
-    ) -> Result<FetchOutcome> {
-        let mut outcome = FetchOutcome::default();
+        params: FetchParams,
+    ) -> Result<PendingFetch> {
         let groups = self.by_leader(positions).await?;
-        let wait = max_wait / (groups.len().max(1) as u32);
+        let mut tasks = Vec::with_capacity(groups.len());
         for (leader, list) in groups {
-            let wanted: HashMap<TopicPartition, i64> = list.iter().cloned().collect();
-            let mut by_topic: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
-            for ((topic, partition), offset) in &list {
-                by_topic.entry(topic).or_default().push(
-                    FetchPartition::default()
-                        .with_partition(*partition)
-                        .with_fetch_offset(*offset)
-                        .with_log_start_offset(-1)
-                        .with_current_leader_epoch(-1)
-                        .with_last_fetched_epoch(-1)
-                        .with_partition_max_bytes(partition_max_bytes),
-                );
-            }
-            let request = FetchRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_max_wait_ms(wait.as_millis().min(i32::MAX as u128) as i32)
-                .with_min_bytes(min_bytes)
-                .with_max_bytes(50 * 1024 * 1024)
-                .with_isolation_level(isolation.wire())
-                .with_session_id(0)
-                .with_session_epoch(-1)
-                .with_topics(
-                    by_topic
-                        .into_iter()
-                        .map(|(t, p)| {
-                            FetchTopic::default()
-                                .with_topic(TopicName(s(t)))
-                                .with_partitions(p)
-                        })
-                        .collect(),
-                );
-            let conn = self.leader(leader).await?;
-            let version = conn.version_of::<FetchRequest>()?.min(FETCH_MAX_V);
-            let response = match conn.send_at(&request, version).await {
-                Ok(r) => r,
-                Err(e) => {
-                    self.connections.remove(&leader);
-                    outcome.stale_metadata = true;
-                    tracing::debug!(leader, error = %e, "fetch failed");
-                    continue;
-                }
+            let connection = match self.connections.remove(&leader) {
+                Some(c) => Ok(c),
+                None => self
+                    .brokers
+                    .get(&leader)
+                    .cloned()
+                    .ok_or_else(|| Error::Protocol {
+                        addr: String::new(),
+                        reason: format!("metadata names no address for broker {leader}"),
+                    })
+                    .map(Err)?,
             };
-            if response.error_code != 0 {
-                return Err(Error::broker("fetching", response.error_code, None));
-            }
-            for topic in response.responses {
-                let name = topic.topic.0.to_string();
-                for p in topic.partitions {
-                    let tp = (name.clone(), p.partition_index);
-                    let Some(&offset) = wanted.get(&tp) else {
-                        continue;
-                    };
-                    match ErrorCode::try_from_code(p.error_code) {
-                        None => {}
-                        Some(ErrorCode::OffsetOutOfRange) => {
-                            outcome.out_of_range.push(tp);
-                            continue;
-                        }
-                        Some(
-                            ErrorCode::NotLeaderOrFollower
-                            | ErrorCode::UnknownTopicOrPartition
-                            | ErrorCode::FencedLeaderEpoch
-                            | ErrorCode::UnknownLeaderEpoch
-                            | ErrorCode::LeaderNotAvailable,
-                        ) => {
-                            self.leaders.remove(&tp);
-                            outcome.stale_metadata = true;
-                            continue;
-                        }
-                        _ => {
-                            return Err(Error::broker(
-                                format!("fetching {}-{}", tp.0, tp.1),
-                                p.error_code,
-                                None,
-                            ));
-                        }
-                    }
-                    let aborted: Vec<Aborted> = p
-                        .aborted_transactions
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|a| Aborted {
-                            producer_id: a.producer_id.0,
-                            first_offset: a.first_offset,
-                        })
-                        .collect();
-                    let bytes = p.records.unwrap_or_else(Bytes::new);
-                    let decoded = decode_partition(&tp.0, tp.1, &bytes, offset, &aborted)?;
-                    if let Some(next) = decoded.next_offset
-                        && next > offset
-                    {
-                        outcome.positions.insert(tp, next);
-                    }
-                    outcome.records.extend(decoded.records);
+            let client_id = self.client_id.clone();
+            tasks.push((
+                leader,
+                tokio::spawn(fetch_from_leader(connection, client_id, list, params)),
+            ));
+        }
+        Ok(PendingFetch {
+            positions: positions.to_vec(),
+            tasks,
+            done: Vec::new(),
+        })
+    }
+
+    /// Waits until every leader of `pending` answered (true) or `deadline` passed (false).
+    pub(crate) async fn wait_fetch(
+        &mut self,
+        pending: &mut PendingFetch,
+        deadline: tokio::time::Instant,
+    ) -> bool {
+        while let Some((leader, task)) = pending.tasks.first_mut() {
+            let leader = *leader;
+            match tokio::time::timeout_at(deadline, task).await {
+                Err(_) => return false,
+                Ok(joined) => {
+                    pending.tasks.remove(0);
+                    let done = joined.unwrap_or_else(|e| LeaderFetch {
+                        connection: None,
+                        outcome: Err(Error::Protocol {
+                            addr: String::new(),
+                            reason: format!("fetch task failed: {e}"),
+                        }),
+                        forget: Vec::new(),
+                    });
+                    pending.done.push((leader, done));
                 }
             }
         }
-        Ok(outcome)
+        true
     }
+
+    /// Merges what the leaders of a finished `pending` fetch returned.
+    pub(crate) fn finish_fetch(&mut self, mut pending: PendingFetch) -> Result<FetchOutcome> {
+        let mut outcome = FetchOutcome::default();
+        let mut fatal = None;
+        for (leader, done) in std::mem::take(&mut pending.done) {
+            match done.connection {
+                Some(c) => {
+                    self.connections.insert(leader, c);
+                }
+                None => outcome.stale_metadata = true,
+            }
+            for tp in done.forget {
+                self.leaders.remove(&tp);
+                outcome.stale_metadata = true;
+            }
+            match done.outcome {
+                Ok(part) => {
+                    if outcome.records.is_empty() {
+                        outcome.records = part.records;
+                    } else {
+                        outcome.records.extend(part.records);
+                    }
+                    outcome.positions.extend(part.positions);
+                    outcome.out_of_range.extend(part.out_of_range);
+                    outcome.stale_metadata |= part.stale_metadata;
+                }
+                Err(e) => {
+                    fatal.get_or_insert(e);
+                }
+            }
+        }
+        match fatal {
+            Some(e) => Err(e),
+            None => Ok(outcome),
+        }
+    }
+}
+
+/// Settings of one fetch round.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FetchParams {
+    pub(crate) max_wait: Duration,
+    pub(crate) min_bytes: i32,
+    pub(crate) partition_max_bytes: i32,
+    pub(crate) isolation: IsolationLevel,
+}
+
+/// A fetch round in flight (see [`Cluster::start_fetch`]). Dropping it abandons the round:
+/// its tasks are aborted and their connections closed.
+#[derive(Debug)]
+pub(crate) struct PendingFetch {
+    /// The positions it started from: its records are only wanted while they still hold.
+    pub(crate) positions: Vec<(TopicPartition, i64)>,
+    tasks: Vec<(i32, tokio::task::JoinHandle<LeaderFetch>)>,
+    done: Vec<(i32, LeaderFetch)>,
+}
+
+impl Drop for PendingFetch {
+    fn drop(&mut self) {
+        for (_, task) in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// What one leader's Fetch came to.
+#[derive(Debug)]
+struct LeaderFetch {
+    /// The connection, unless it failed.
+    connection: Option<Connection>,
+    /// Records and positions; `Err` for an error that ends the poll.
+    outcome: Result<FetchOutcome>,
+    /// Partitions whose leader moved.
+    forget: Vec<TopicPartition>,
+}
+
+/// Sends one Fetch on `connection` (or a new connection to the address) and decodes it.
+async fn fetch_from_leader(
+    connection: std::result::Result<Connection, String>,
+    client_id: String,
+    list: Vec<(TopicPartition, i64)>,
+    params: FetchParams,
+) -> LeaderFetch {
+    let mut connection = match connection {
+        Ok(c) => c,
+        Err(addr) => match Connection::connect(&addr, &client_id).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(addr, error = %e, "cannot connect to the leader");
+                return LeaderFetch {
+                    connection: None,
+                    outcome: Ok(FetchOutcome::default()),
+                    forget: Vec::new(),
+                };
+            }
+        },
+    };
+    let mut by_topic: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
+    for ((topic, partition), offset) in &list {
+        by_topic.entry(topic).or_default().push(
+            FetchPartition::default()
+                .with_partition(*partition)
+                .with_fetch_offset(*offset)
+                .with_log_start_offset(-1)
+                .with_current_leader_epoch(-1)
+                .with_last_fetched_epoch(-1)
+                .with_partition_max_bytes(params.partition_max_bytes),
+        );
+    }
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(params.max_wait.as_millis().min(i32::MAX as u128) as i32)
+        .with_min_bytes(params.min_bytes)
+        .with_max_bytes(50 * 1024 * 1024)
+        .with_isolation_level(params.isolation.wire())
+        .with_session_id(0)
+        .with_session_epoch(-1)
+        .with_topics(
+            by_topic
+                .into_iter()
+                .map(|(t, p)| {
+                    FetchTopic::default()
+                        .with_topic(TopicName(s(t)))
+                        .with_partitions(p)
+                })
+                .collect(),
+        );
+    let response = match connection.version_of::<FetchRequest>() {
+        Ok(version) => connection.send_at(&request, version.min(FETCH_MAX_V)).await,
+        Err(e) => Err(e),
+    };
+    let response = match response {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(addr = connection.addr(), error = %e, "fetch failed");
+            return LeaderFetch {
+                connection: None,
+                outcome: Ok(FetchOutcome::default()),
+                forget: Vec::new(),
+            };
+        }
+    };
+    let wanted: HashMap<TopicPartition, i64> = list.into_iter().collect();
+    let mut forget = Vec::new();
+    let outcome = decode_response(response, &wanted, &mut forget);
+    LeaderFetch {
+        connection: Some(connection),
+        outcome,
+        forget,
+    }
+}
+
+/// Records and positions from a Fetch response; partitions whose leader moved go to `forget`.
+fn decode_response(
+    response: kafka_protocol::messages::FetchResponse,
+    wanted: &HashMap<TopicPartition, i64>,
+    forget: &mut Vec<TopicPartition>,
+) -> Result<FetchOutcome> {
+    if response.error_code != 0 {
+        return Err(Error::broker("fetching", response.error_code, None));
+    }
+    let mut outcome = FetchOutcome::default();
+    for topic in response.responses {
+        let name = topic.topic.0.to_string();
+        for p in topic.partitions {
+            let tp = (name.clone(), p.partition_index);
+            let Some(&offset) = wanted.get(&tp) else {
+                continue;
+            };
+            match ErrorCode::try_from_code(p.error_code) {
+                None => {}
+                Some(ErrorCode::OffsetOutOfRange) => {
+                    outcome.out_of_range.push(tp);
+                    continue;
+                }
+                Some(
+                    ErrorCode::NotLeaderOrFollower
+                    | ErrorCode::UnknownTopicOrPartition
+                    | ErrorCode::FencedLeaderEpoch
+                    | ErrorCode::UnknownLeaderEpoch
+                    | ErrorCode::LeaderNotAvailable,
+                ) => {
+                    forget.push(tp);
+                    continue;
+                }
+                _ => {
+                    return Err(Error::broker(
+                        format!("fetching {}-{}", tp.0, tp.1),
+                        p.error_code,
+                        None,
+                    ));
+                }
+            }
+            let aborted: Vec<Aborted> = p
+                .aborted_transactions
+                .unwrap_or_default()
+                .into_iter()
+                .map(|a| Aborted {
+                    producer_id: a.producer_id.0,
+                    first_offset: a.first_offset,
+                })
+                .collect();
+            let bytes = p.records.unwrap_or_else(Bytes::new);
+            let next =
+                decode_partition_into(&tp.0, tp.1, &bytes, offset, &aborted, &mut outcome.records)?;
+            if let Some(next) = next
+                && next > offset
+            {
+                outcome.positions.insert(tp, next);
+            }
+        }
+    }
+    Ok(outcome)
 }

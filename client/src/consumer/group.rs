@@ -22,9 +22,10 @@ use tokio::task::JoinHandle;
 use super::assignor::{self, MemberSubscription};
 use super::config::{AssignmentStrategy, ConsumerConfig};
 use super::coordinator::{Coordinator, Member, coordinator_moved, retriable};
-use super::fetcher::{Cluster, s};
+use super::fetcher::Cluster;
 use crate::admin::TopicPartition;
 use crate::error::{Error, Result};
+use crate::requests::s;
 
 const JOIN_GROUP_MAX_V: i16 = 7;
 const SYNC_GROUP_MAX_V: i16 = 5;

@@ -48,7 +48,7 @@ pub use self::record::ConsumerRecord;
 pub use self::stream::RecordStream;
 
 use self::coordinator::{Committer, Coordinator, Member};
-use self::fetcher::Cluster;
+use self::fetcher::{Cluster, FetchParams, PendingFetch};
 use self::group::Membership;
 use crate::admin::TopicPartition;
 use crate::error::{Error, Result};
@@ -66,6 +66,10 @@ pub struct Consumer {
     positions: BTreeMap<TopicPartition, i64>,
     paused: BTreeSet<TopicPartition>,
     subscription: Option<BTreeSet<String>>,
+    /// The next fetch round, started when the last poll returned records.
+    prefetch: Option<PendingFetch>,
+    /// A pattern subscription and when the topics were last matched against it.
+    pattern: Option<(regex::Regex, Option<Instant>)>,
     membership: Option<Membership>,
     committer: Option<Committer>,
     listener: Option<Box<dyn RebalanceListener>>,
@@ -110,6 +114,8 @@ impl Consumer {
             positions: BTreeMap::new(),
             paused: BTreeSet::new(),
             subscription: None,
+            prefetch: None,
+            pattern: None,
             membership: None,
             committer,
             listener: None,
@@ -149,10 +155,53 @@ impl Consumer {
             ));
         }
         self.subscription = Some(topics.into_iter().map(Into::into).collect());
+        self.pattern = None;
         let membership = self
             .membership
             .get_or_insert_with(|| Membership::new(&self.config, &group));
         membership.request_rejoin();
+        Ok(())
+    }
+
+    /// Joins the group (`group.id`) for every topic whose whole name matches `pattern` (a
+    /// regular expression, as Java's `subscribe(Pattern)`); internal topics are left out. New
+    /// matching topics are picked up every `metadata.max.age.ms`, and the group rebalances.
+    pub fn subscribe_pattern(&mut self, pattern: &str) -> Result<()> {
+        let regex = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| Error::Config {
+            key: "pattern".into(),
+            value: pattern.to_string(),
+            reason: e.to_string(),
+        })?;
+        self.subscribe(Vec::<String>::new())?;
+        self.pattern = Some((regex, None));
+        Ok(())
+    }
+
+    /// Matches the topics against the pattern subscription when due; a change rejoins.
+    async fn match_pattern(&mut self) -> Result<()> {
+        let Some((regex, checked)) = self.pattern.as_ref() else {
+            return Ok(());
+        };
+        if checked.is_some_and(|at| at.elapsed() < self.config.metadata_max_age) {
+            return Ok(());
+        }
+        let regex = regex.clone();
+        let topics: BTreeSet<String> = self
+            .cluster
+            .all_topics()
+            .await?
+            .into_iter()
+            .filter(|(name, internal)| !internal && regex.is_match(name))
+            .map(|(name, _)| name)
+            .collect();
+        self.pattern = Some((regex, Some(Instant::now())));
+        if self.subscription.as_ref() != Some(&topics) {
+            tracing::debug!(?topics, "pattern subscription matches new topics");
+            self.subscription = Some(topics);
+            if let Some(membership) = self.membership.as_ref() {
+                membership.request_rejoin();
+            }
+        }
         Ok(())
     }
 
@@ -329,17 +378,23 @@ impl Consumer {
                 tokio::time::sleep(remaining.min(IDLE)).await;
                 continue;
             }
-            let wait = remaining.min(self.config.fetch_max_wait);
-            let outcome = self
-                .cluster
-                .fetch(
-                    &fetchable,
-                    wait,
-                    self.config.fetch_min_bytes,
-                    self.config.max_partition_fetch_bytes,
-                    self.config.isolation_level,
-                )
-                .await?;
+            let params = FetchParams {
+                max_wait: remaining.min(self.config.fetch_max_wait),
+                min_bytes: self.config.fetch_min_bytes,
+                partition_max_bytes: self.config.max_partition_fetch_bytes,
+                isolation: self.config.isolation_level,
+            };
+            // The round prefetched at the end of the last poll, if it still fits; a seek,
+            // pause or rebalance since then abandons it.
+            let mut pending = match self.prefetch.take() {
+                Some(p) if p.positions == fetchable => p,
+                _ => self.cluster.start_fetch(&fetchable, params).await?,
+            };
+            if !self.cluster.wait_fetch(&mut pending, deadline).await {
+                self.prefetch = Some(pending);
+                return Ok(Vec::new());
+            }
+            let outcome = self.cluster.finish_fetch(pending)?;
             for (tp, next) in outcome.positions {
                 // A seek or revoke during the fetch wins.
                 if fetchable
@@ -360,9 +415,36 @@ impl Consumer {
                 }
                 tokio::time::sleep(IDLE).await;
             }
-            if !outcome.records.is_empty() || Instant::now() >= deadline {
+            if !outcome.records.is_empty() {
+                self.start_prefetch().await;
                 return Ok(outcome.records);
             }
+            if Instant::now() >= deadline {
+                return Ok(outcome.records);
+            }
+        }
+    }
+
+    /// Starts the next fetch round while the caller works through the records just returned.
+    async fn start_prefetch(&mut self) {
+        let next: Vec<(TopicPartition, i64)> = self
+            .positions
+            .iter()
+            .filter(|(tp, _)| self.assigned.contains(*tp) && !self.paused.contains(*tp))
+            .map(|(tp, o)| (tp.clone(), *o))
+            .collect();
+        if next.is_empty() || next.len() < self.assigned.len().saturating_sub(self.paused.len()) {
+            return;
+        }
+        let params = FetchParams {
+            max_wait: self.config.fetch_max_wait,
+            min_bytes: self.config.fetch_min_bytes,
+            partition_max_bytes: self.config.max_partition_fetch_bytes,
+            isolation: self.config.isolation_level,
+        };
+        match self.cluster.start_fetch(&next, params).await {
+            Ok(pending) => self.prefetch = Some(pending),
+            Err(e) => tracing::debug!(error = %e, "prefetch not started"),
         }
     }
 
@@ -489,6 +571,7 @@ impl Consumer {
     }
 
     async fn maybe_rebalance(&mut self) -> Result<()> {
+        self.match_pattern().await?;
         let Some(topics) = self.subscription.clone() else {
             return Ok(());
         };

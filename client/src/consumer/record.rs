@@ -23,6 +23,7 @@ pub struct ConsumerRecord {
 }
 
 /// What one partition's fetched bytes decode to.
+#[cfg(test)]
 #[derive(Debug, Default)]
 pub(crate) struct Decoded {
     pub(crate) records: Vec<ConsumerRecord>,
@@ -40,6 +41,7 @@ pub(crate) struct Aborted {
 /// Decodes whole batches from `bytes` (a trailing partial batch is left for the next fetch),
 /// decompressing as needed; records before `fetch_offset`, control records and records of
 /// `aborted` transactions are skipped.
+#[cfg(test)]
 pub(crate) fn decode_partition(
     topic: &str,
     partition: i32,
@@ -48,6 +50,28 @@ pub(crate) fn decode_partition(
     aborted: &[Aborted],
 ) -> Result<Decoded> {
     let mut out = Decoded::default();
+    out.next_offset = decode_partition_into(
+        topic,
+        partition,
+        bytes,
+        fetch_offset,
+        aborted,
+        &mut out.records,
+    )?;
+    Ok(out)
+}
+
+/// [`decode_partition`], appending the records to `records` (no intermediate vector) and
+/// returning the next offset to fetch.
+pub(crate) fn decode_partition_into(
+    topic: &str,
+    partition: i32,
+    bytes: &Bytes,
+    fetch_offset: i64,
+    aborted: &[Aborted],
+    records: &mut Vec<ConsumerRecord>,
+) -> Result<Option<i64>> {
+    let mut next_offset = None;
     let mut aborted: Vec<Aborted> = aborted.to_vec();
     aborted.sort_by_key(|a| a.first_offset);
     let mut pending = aborted.into_iter().peekable();
@@ -74,11 +98,11 @@ pub(crate) fn decode_partition(
         if header.is_control() {
             // An abort or commit marker ends the producer's transaction.
             aborting.remove(&producer_id);
-            out.next_offset = Some(last_offset + 1);
+            next_offset = Some(last_offset + 1);
             continue;
         }
         if header.is_transactional() && aborting.contains(&producer_id) {
-            out.next_offset = Some(last_offset + 1);
+            next_offset = Some(last_offset + 1);
             continue;
         }
         let sets = RecordBatchDecoder::decode_all(&mut batch).map_err(|e| Error::Protocol {
@@ -88,11 +112,12 @@ pub(crate) fn decode_partition(
                 header.base_offset()
             ),
         })?;
+        records.reserve(usize::try_from(header.record_count()).unwrap_or(0));
         for record in sets.into_iter().flat_map(|s| s.records) {
             if record.offset < fetch_offset || record.control {
                 continue;
             }
-            out.records.push(ConsumerRecord {
+            records.push(ConsumerRecord {
                 topic: topic.to_string(),
                 partition,
                 offset: record.offset,
@@ -106,9 +131,9 @@ pub(crate) fn decode_partition(
                     .collect(),
             });
         }
-        out.next_offset = Some(last_offset + 1);
+        next_offset = Some(last_offset + 1);
     }
-    Ok(out)
+    Ok(next_offset)
 }
 
 #[cfg(test)]

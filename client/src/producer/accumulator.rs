@@ -45,15 +45,37 @@ pub(crate) struct ProducerBatch {
     /// Not before this instant (retry backoff).
     pub(crate) retry_at: Option<Instant>,
     pub(crate) sequenced: Option<Sequenced>,
+    /// The records' `buffer.memory`, merged: released when the batch is done with (one
+    /// semaphore release per batch, not per record).
+    pub(crate) memory: Option<OwnedSemaphorePermit>,
+}
+
+/// Moves a record's memory permit into its batch's.
+fn merge_memory(batch: &mut Option<OwnedSemaphorePermit>, record: &mut PendingRecord) {
+    if let Some(permit) = record.memory.take() {
+        match batch {
+            Some(merged) => merged.merge(permit),
+            None => *batch = Some(permit),
+        }
+    }
 }
 
 /// What [`Accumulator::append`] did.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Appended {
-    /// The record joined an open batch.
+    /// The record joined an open batch, which is not full yet.
     Joined,
+    /// The record joined an open batch and filled it (to `batch.size`): it is ready.
+    Filled,
     /// The record opened a new batch.
     NewBatch,
+}
+
+impl Appended {
+    /// Whether the sender must look again: a batch became ready or has a new linger deadline.
+    pub(crate) fn wakes_sender(&self) -> bool {
+        !matches!(self, Appended::Joined)
+    }
 }
 
 /// Batches per partition, oldest first.
@@ -85,27 +107,45 @@ impl Accumulator {
         now: Instant,
         abort_on_new_batch: bool,
     ) -> Result<Appended, Box<PendingRecord>> {
-        let queue = self.partitions.entry(tp.clone()).or_default();
+        // The common case (an open batch exists) without cloning the topic name.
+        let queue = match self.partitions.get_mut(tp) {
+            Some(queue) => queue,
+            None => self.partitions.entry(tp.clone()).or_default(),
+        };
         if let Some(last) = queue.back_mut()
             && last.attempts == 0
             && last.sequenced.is_none()
             && last.size + record.size <= self.batch_size
         {
             last.size += record.size;
+            let mut record = record;
+            merge_memory(&mut last.memory, &mut record);
             last.records.push(record);
-            return Ok(Appended::Joined);
+            return Ok(if last.size >= self.batch_size {
+                Appended::Filled
+            } else {
+                Appended::Joined
+            });
         }
         if abort_on_new_batch && !queue.is_empty() {
             return Err(Box::new(record));
         }
+        let mut record = record;
+        let mut memory = None;
+        merge_memory(&mut memory, &mut record);
+        // Room for as many records of this size as the batch holds, so it does not regrow.
+        let expected = (self.batch_size / record.size.max(1)).clamp(1, 1024);
+        let mut records = Vec::with_capacity(expected);
+        records.push(record);
         queue.push_back(ProducerBatch {
             tp: tp.clone(),
-            size: record.size,
-            records: vec![record],
+            size: records[0].size,
+            records,
             created: now,
             attempts: 0,
             retry_at: None,
             sequenced: None,
+            memory,
         });
         Ok(Appended::NewBatch)
     }
@@ -227,7 +267,7 @@ mod tests {
         // Filling the open batch to exactly batch.size makes it ready.
         assert_eq!(
             acc.append(&tp(0), record(40), now, false).ok(),
-            Some(Appended::Joined)
+            Some(Appended::Filled)
         );
         assert_eq!(acc.ready(now), vec![tp(0)]);
     }

@@ -25,6 +25,7 @@ mod config;
 mod metadata;
 mod partitioner;
 mod record;
+mod request;
 mod sender;
 
 use std::collections::BTreeSet;
@@ -35,7 +36,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use tokio::sync::{Notify, Semaphore, oneshot, watch};
+use tokio::sync::{Notify, Semaphore, TryAcquireError, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result};
@@ -61,6 +62,8 @@ pub(crate) struct Shared {
     outstanding: AtomicUsize,
     idle: Notify,
     pub(crate) closed: AtomicBool,
+    /// Why the last metadata refresh failed (None after a success).
+    pub(crate) metadata_error: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -130,6 +133,7 @@ impl Producer {
             outstanding: AtomicUsize::new(0),
             idle: Notify::new(),
             closed: AtomicBool::new(false),
+            metadata_error: Mutex::new(None),
             config,
         });
         let task = tokio::spawn(sender::run(shared.clone()));
@@ -164,15 +168,27 @@ impl Producer {
             }
         }
         let block = config.max_block.min(config.delivery_timeout);
-        let deadline = tokio::time::Instant::now() + block;
+        // One clock read serves the deadline and the batch's creation time.
+        let mut now = Instant::now();
+        let deadline = tokio::time::Instant::from_std(now) + block;
         let permits = u32::try_from(size).unwrap_or(u32::MAX);
-        let memory =
-            tokio::time::timeout_at(deadline, shared.memory.clone().acquire_many_owned(permits))
+        let memory = match shared.memory.clone().try_acquire_many_owned(permits) {
+            Ok(memory) => memory,
+            Err(TryAcquireError::Closed) => return Err(Error::Closed),
+            Err(TryAcquireError::NoPermits) => {
+                let memory = tokio::time::timeout_at(
+                    deadline,
+                    shared.memory.clone().acquire_many_owned(permits),
+                )
                 .await
                 .map_err(|_| Error::BufferFull {
                     timeout_ms: block.as_millis() as u64,
                 })?
                 .map_err(|_| Error::Closed)?;
+                now = Instant::now();
+                memory
+            }
+        };
         let count = self.partition_count(&record.topic, deadline).await?;
         if let Some(p) = record.partition
             && (p < 0 || p >= count)
@@ -197,24 +213,28 @@ impl Producer {
         let partitioner = &config.partitioner;
         let key = record.key.as_deref();
         let sticky = record.partition.is_none() && key.is_none();
-        let choose = || {
-            record
-                .partition
-                .unwrap_or_else(|| partitioner.partition(&record.topic, key, count))
-        };
-        let now = Instant::now();
+        let explicit = record.partition;
+        let choose =
+            |topic: &str| explicit.unwrap_or_else(|| partitioner.partition(topic, key, count));
         shared.outstanding.fetch_add(1, Ordering::AcqRel);
-        {
+        let appended = {
             let mut acc = shared.accumulator();
-            let partition = choose();
-            let tp = (record.topic.clone(), partition);
-            if let Err(pending) = acc.append(&tp, pending, now, sticky) {
-                partitioner.on_new_batch(&record.topic, count, partition);
-                let tp = (record.topic.clone(), choose());
-                let _ = acc.append(&tp, *pending, now, false);
+            let partition = choose(&record.topic);
+            let tp = (record.topic, partition);
+            match acc.append(&tp, pending, now, sticky) {
+                Ok(appended) => appended,
+                Err(pending) => {
+                    partitioner.on_new_batch(&tp.0, count, partition);
+                    let tp = (tp.0.clone(), choose(&tp.0));
+                    acc.append(&tp, *pending, now, false)
+                        .unwrap_or(accumulator::Appended::NewBatch)
+                }
             }
+        };
+        // A record that joins an open batch changes nothing the sender waits for.
+        if appended.wakes_sender() {
+            shared.wake.notify_one();
         }
-        shared.wake.notify_one();
         Ok(DeliveryFuture { reply: receiver })
     }
 
@@ -246,6 +266,11 @@ impl Producer {
                     .min(shared.config.delivery_timeout)
                     .as_millis() as u64,
                 code: last_code,
+                cause: shared
+                    .metadata_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone(),
             };
             match tokio::time::timeout_at(deadline, changes.changed()).await {
                 Ok(Ok(())) => {}

@@ -1,12 +1,17 @@
-//! The sender task: drains ready batches, one Produce request per leader broker at a time,
+//! The sender task: drains ready batches into Produce requests, up to
+//! `max.in.flight.requests.per.connection` per leader broker (pipelined on one connection),
 //! completes `send` futures, retries within `delivery.timeout.ms` and refreshes metadata.
+//!
+//! Without idempotence a partition may have several batches in flight, so a retried batch can
+//! land after a later one (as with the Java client); with idempotence a partition has one batch
+//! in flight at a time, so retries never reorder or duplicate.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use fjord_protocol::ErrorCode;
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -19,25 +24,29 @@ use tokio::sync::mpsc;
 
 use crate::connection::Connection;
 use crate::error::{Error, Result};
+use crate::pipeline::{Pipeline, Slot};
 use crate::producer::Shared;
 use crate::producer::accumulator::{PendingRecord, ProducerBatch, Sequenced, TopicPartition};
 use crate::producer::config::{Acks, Compression};
 use crate::producer::metadata;
 use crate::producer::record::RecordMetadata;
+use crate::producer::request::{self, TopicBatches};
 
 /// A finished Produce request.
 struct Done {
     node: i32,
     batches: Vec<ProducerBatch>,
-    result: Result<(Connection, Option<ProduceResponse>)>,
+    /// The response (None with acks=0), and the connection if this request opened it.
+    result: Result<(Option<Pipeline>, Option<ProduceResponse>)>,
 }
 
 struct Sender {
     shared: Arc<Shared>,
-    connections: HashMap<i32, Connection>,
+    connections: HashMap<i32, Pipeline>,
     metadata_connection: Option<Connection>,
-    busy_nodes: HashSet<i32>,
-    busy_partitions: HashSet<TopicPartition>,
+    /// Requests in flight per broker, and batches in flight per partition.
+    node_in_flight: HashMap<i32, usize>,
+    partition_in_flight: HashMap<TopicPartition, usize>,
     in_flight: usize,
     last_refresh: Option<Instant>,
     /// Producer id and epoch (idempotence), and the next sequence per partition.
@@ -53,8 +62,8 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         shared,
         connections: HashMap::new(),
         metadata_connection: None,
-        busy_nodes: HashSet::new(),
-        busy_partitions: HashSet::new(),
+        node_in_flight: HashMap::new(),
+        partition_in_flight: HashMap::new(),
         in_flight: 0,
         last_refresh: None,
         producer: None,
@@ -76,7 +85,14 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         {
             sender.init_producer_id().await;
         }
-        let blocked = sender.send_ready(Instant::now(), &done_tx);
+        // Each round sends at most one batch per partition; go on while rounds send something
+        // (a partition may have several ready batches and room for more in flight).
+        let blocked = loop {
+            let (blocked, sent) = sender.send_ready(Instant::now(), &done_tx);
+            if blocked || sent == 0 {
+                break blocked;
+            }
+        };
         if sender.shared.closed.load(Ordering::Acquire)
             && sender.accumulator_empty()
             && sender.in_flight == 0
@@ -104,6 +120,13 @@ pub(crate) async fn run(shared: Arc<Shared>) {
 }
 
 impl Sender {
+    fn metadata_error(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.shared
+            .metadata_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
     fn accumulator_empty(&self) -> bool {
         self.shared.accumulator().is_empty()
     }
@@ -163,10 +186,20 @@ impl Sender {
                     brokers = md.brokers.len(),
                     "metadata refreshed"
                 );
+                *self.metadata_error() = None;
                 self.shared.metadata.send_replace(Arc::new(md));
             }
             Err(error) => {
-                tracing::warn!(%error, "metadata refresh failed");
+                let text = crate::error::chain(&error);
+                let mut last = self.metadata_error();
+                // Retries come every retry.backoff.ms: say each distinct failure once.
+                if last.as_deref() != Some(text.as_str()) {
+                    tracing::warn!(error = %text, "metadata refresh failed; retrying");
+                } else {
+                    tracing::debug!(error = %text, "metadata refresh failed again");
+                }
+                *last = Some(text);
+                drop(last);
                 self.metadata_connection = None;
                 self.shared.refresh.store(true, Ordering::Release);
             }
@@ -207,17 +240,21 @@ impl Sender {
         }
     }
 
-    /// Sends every ready batch whose leader is known and free; true when some ready batch
-    /// waits for metadata or a producer id.
-    fn send_ready(&mut self, now: Instant, done: &mpsc::Sender<Done>) -> bool {
+    /// Sends the first ready batch of each partition whose leader is known and has room in
+    /// flight. Returns whether some ready batch waits for metadata or a producer id, and how
+    /// many requests went out.
+    fn send_ready(&mut self, now: Instant, done: &mpsc::Sender<Done>) -> (bool, usize) {
         let md = self.shared.metadata.borrow().clone();
         let idempotent = self.shared.config.enable_idempotence;
+        let max_in_flight = self.shared.config.max_in_flight.max(1) as usize;
+        let per_partition = if idempotent { 1 } else { max_in_flight };
         let mut blocked = false;
+        let mut sent = 0;
         let mut by_node: BTreeMap<i32, (Vec<ProducerBatch>, usize)> = BTreeMap::new();
         {
             let mut acc = self.shared.accumulator();
             for tp in acc.ready(now) {
-                if self.busy_partitions.contains(&tp) {
+                if self.partition_in_flight.get(&tp).copied().unwrap_or(0) >= per_partition {
                     continue;
                 }
                 let Some(leader) = md.leader(&tp.0, tp.1) else {
@@ -225,7 +262,11 @@ impl Sender {
                     self.shared.refresh.store(true, Ordering::Release);
                     continue;
                 };
-                if self.busy_nodes.contains(&leader) {
+                let node_busy = self.node_in_flight.get(&leader).copied().unwrap_or(0);
+                // While the first request opens the connection, the others wait for it.
+                if node_busy >= max_in_flight
+                    || (node_busy > 0 && !self.connections.contains_key(&leader))
+                {
                     continue;
                 }
                 if idempotent && self.producer.is_none() {
@@ -261,12 +302,14 @@ impl Sender {
             let Some(addr) = md.brokers.get(&node).cloned() else {
                 continue;
             };
-            self.busy_nodes.insert(node);
+            sent += 1;
+            *self.node_in_flight.entry(node).or_default() += 1;
             for b in &batches {
-                self.busy_partitions.insert(b.tp.clone());
+                *self.partition_in_flight.entry(b.tp.clone()).or_default() += 1;
             }
             self.in_flight += 1;
-            let connection = self.connections.remove(&node);
+            // The place in the connection's write order is taken now, in drain order.
+            let slot = self.connections.get(&node).map(Pipeline::reserve);
             let config = &self.shared.config;
             let task = Produce {
                 node,
@@ -275,17 +318,25 @@ impl Sender {
                 acks: config.acks,
                 timeout_ms: config.request_timeout.as_millis().min(i32::MAX as u128) as i32,
                 compression: config.compression,
+                request_timeout: config.request_timeout,
             };
-            tokio::spawn(task.run(connection, batches, done.clone()));
+            tokio::spawn(task.run(slot, batches, done.clone()));
         }
-        blocked
+        (blocked, sent)
     }
 
     fn complete(&mut self, done: Done) {
-        self.busy_nodes.remove(&done.node);
+        if let Some(n) = self.node_in_flight.get_mut(&done.node) {
+            *n = n.saturating_sub(1);
+        }
         self.in_flight = self.in_flight.saturating_sub(1);
         for b in &done.batches {
-            self.busy_partitions.remove(&b.tp);
+            if let Some(n) = self.partition_in_flight.get_mut(&b.tp) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.partition_in_flight.remove(&b.tp);
+                }
+            }
         }
         let now = Instant::now();
         let (connection, response) = match done.result {
@@ -296,6 +347,7 @@ impl Sender {
                     Error::Io { .. } | Error::Connect { .. } | Error::Timeout { .. }
                 );
                 tracing::warn!(%error, node = done.node, retriable, "produce request failed");
+                self.connections.remove(&done.node);
                 self.shared.refresh.store(true, Ordering::Release);
                 for batch in done.batches {
                     if retriable {
@@ -307,7 +359,9 @@ impl Sender {
                 return;
             }
         };
-        self.connections.insert(done.node, connection);
+        if let Some(connection) = connection {
+            self.connections.insert(done.node, connection);
+        }
         let Some(response) = response else {
             // acks=0: nothing to learn but that the request was written.
             for batch in done.batches {
@@ -431,6 +485,18 @@ impl Sender {
     }
 }
 
+/// Encoded batches grouped by topic, in the order given.
+fn group_by_topic<'a>(encoded: &'a [(&'a TopicPartition, Bytes)]) -> Vec<TopicBatches<'a>> {
+    let mut topics: Vec<TopicBatches<'a>> = Vec::new();
+    for (tp, records) in encoded {
+        match topics.iter_mut().find(|(name, _)| *name == tp.0) {
+            Some((_, partitions)) => partitions.push((tp.1, records.clone())),
+            None => topics.push((&tp.0, vec![(tp.1, records.clone())])),
+        }
+    }
+    topics
+}
+
 /// A copy of an error for each record of a failed batch.
 fn duplicate(error: &Error) -> Error {
     let io = |source: &std::io::Error| std::io::Error::new(source.kind(), source.to_string());
@@ -480,16 +546,12 @@ struct Produce {
     acks: Acks,
     timeout_ms: i32,
     compression: Compression,
+    request_timeout: std::time::Duration,
 }
 
 impl Produce {
-    async fn run(
-        self,
-        connection: Option<Connection>,
-        batches: Vec<ProducerBatch>,
-        done: mpsc::Sender<Done>,
-    ) {
-        let result = self.exchange(connection, &batches).await;
+    async fn run(self, slot: Option<Slot>, batches: Vec<ProducerBatch>, done: mpsc::Sender<Done>) {
+        let result = self.exchange(slot, &batches).await;
         let _ = done
             .send(Done {
                 node: self.node,
@@ -499,39 +561,87 @@ impl Produce {
             .await;
     }
 
+    /// Sends the request in `slot`, or on a new connection when there is none yet.
     async fn exchange(
         &self,
-        connection: Option<Connection>,
+        slot: Option<Slot>,
         batches: &[ProducerBatch],
-    ) -> Result<(Connection, Option<ProduceResponse>)> {
-        let request = self.request(batches)?;
-        let mut connection = match connection {
-            Some(c) => c,
-            None => Connection::connect(&self.addr, &self.client_id).await?,
+    ) -> Result<(Option<Pipeline>, Option<ProduceResponse>)> {
+        // Compress and encode first (the slot's place in the write order is already taken).
+        let encoded = self.encode_batches(batches);
+        let (slot, opened) = match slot {
+            Some(slot) => (slot, None),
+            None => {
+                let connection = Connection::connect(&self.addr, &self.client_id).await?;
+                let pipeline = Pipeline::new(connection);
+                (pipeline.reserve(), Some(pipeline))
+            }
         };
-        let version = connection.version_of::<ProduceRequest>()?.min(11);
-        if self.acks == Acks::None {
-            connection.send_without_response(&request, version).await?;
-            return Ok((connection, None));
-        }
-        let response = connection.send_at(&request, version).await?;
-        Ok((connection, Some(response)))
+        let encoded = encoded?;
+        let common = slot.version_of::<ProduceRequest>()?;
+        let expect_response = self.acks != Acks::None;
+        let response = if common >= request::MIN_VERSION {
+            // The usual path: batches go out as they are, no copy into a frame buffer.
+            let version = common.min(request::MAX_VERSION);
+            let topics = group_by_topic(&encoded);
+            let (acks, timeout_ms) = (self.acks.code(), self.timeout_ms);
+            slot.send_frame::<ProduceRequest>(
+                version,
+                expect_response,
+                self.request_timeout,
+                |correlation_id| {
+                    request::produce_frame(
+                        version,
+                        correlation_id,
+                        &self.client_id,
+                        acks,
+                        timeout_ms,
+                        &topics,
+                    )
+                },
+            )
+            .await?
+        } else {
+            slot.send(
+                &self.request(&encoded),
+                common,
+                expect_response,
+                self.request_timeout,
+            )
+            .await?
+        };
+        Ok((opened, response))
     }
 
-    fn request(&self, batches: &[ProducerBatch]) -> Result<ProduceRequest> {
+    /// Each batch compressed and encoded, with its partition.
+    fn encode_batches<'b>(
+        &self,
+        batches: &'b [ProducerBatch],
+    ) -> Result<Vec<(&'b TopicPartition, Bytes)>> {
+        batches
+            .iter()
+            .map(|batch| {
+                encode(batch, self.compression)
+                    .map(|records| (&batch.tp, records.freeze()))
+                    .map_err(|reason| Error::Protocol {
+                        addr: self.addr.clone(),
+                        reason,
+                    })
+            })
+            .collect()
+    }
+
+    /// A Produce request through kafka-protocol's encoder (brokers older than v3).
+    fn request(&self, encoded: &[(&TopicPartition, Bytes)]) -> ProduceRequest {
         let mut topics: BTreeMap<&str, Vec<PartitionProduceData>> = BTreeMap::new();
-        for batch in batches {
-            let records = encode(batch, self.compression).map_err(|reason| Error::Protocol {
-                addr: self.addr.clone(),
-                reason,
-            })?;
-            topics.entry(&batch.tp.0).or_default().push(
+        for (tp, records) in encoded {
+            topics.entry(&tp.0).or_default().push(
                 PartitionProduceData::default()
-                    .with_index(batch.tp.1)
-                    .with_records(Some(records.freeze())),
+                    .with_index(tp.1)
+                    .with_records(Some(records.clone())),
             );
         }
-        Ok(ProduceRequest::default()
+        ProduceRequest::default()
             .with_acks(self.acks.code())
             .with_timeout_ms(self.timeout_ms)
             .with_topic_data(
@@ -543,7 +653,7 @@ impl Produce {
                             .with_partition_data(partitions)
                     })
                     .collect(),
-            ))
+            )
     }
 }
 

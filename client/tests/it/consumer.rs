@@ -468,3 +468,69 @@ async fn the_consumer_as_a_stream_yields_records_in_order() -> Result<()> {
     assert_eq!(consumer.position(&tp("stream", 0)), Some(3));
     Ok(())
 }
+
+#[tokio::test]
+async fn pattern_subscription_picks_up_new_matching_topics() -> Result<()> {
+    let broker = TestBroker::start_with(NO_DELAY).await?;
+    let mut conn = broker.connection().await?;
+    for topic in ["orders-eu", "orders-us", "ordersx", "payments"] {
+        create_topic(&mut conn, topic, 1).await?;
+        produce_values(&mut conn, topic, 0, 0, 3, 1_000, Compression::None).await?;
+    }
+    let mut group = config(&broker).group_id("pattern");
+    group.metadata_max_age = Duration::from_millis(200);
+    let mut consumer = Consumer::new(group).await?;
+    consumer.subscribe_pattern("orders-.*")?;
+    let records = poll_n(&mut consumer, 6).await?;
+    let topics: BTreeSet<&str> = records.iter().map(|r| r.topic.as_str()).collect();
+    assert_eq!(topics, BTreeSet::from(["orders-eu", "orders-us"]));
+
+    // A topic created later that matches joins the subscription at the next metadata check
+    // (the rebalance commits first, so only the new topic's records come next).
+    create_topic(&mut conn, "orders-apac", 1).await?;
+    produce_values(&mut conn, "orders-apac", 0, 0, 2, 1_000, Compression::None).await?;
+    let records = poll_n(&mut consumer, 2).await?;
+    assert!(records.iter().all(|r| r.topic == "orders-apac"));
+    assert!(consumer.assignment().contains(&tp("orders-apac", 0)));
+    assert!(
+        !consumer
+            .assignment()
+            .iter()
+            .any(|(t, _)| t == "ordersx" || t == "payments")
+    );
+
+    // A bad pattern is a config error naming it.
+    let mut other = Consumer::new(config(&broker).group_id("bad")).await?;
+    let err = other.subscribe_pattern("orders-(").unwrap_err();
+    assert!(err.to_string().contains("orders-("), "{err}");
+    consumer.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_seek_after_poll_discards_the_prefetched_round() -> Result<()> {
+    let broker = TestBroker::start().await?;
+    let mut conn = broker.connection().await?;
+    create_topic(&mut conn, "prefetch", 1).await?;
+    produce_values(&mut conn, "prefetch", 0, 0, 50, 1_000, Compression::None).await?;
+    let mut consumer = Consumer::new(config(&broker).max_partition_fetch_bytes(256)).await?;
+    consumer.assign([tp("prefetch", 0)])?;
+    let first = poll_n(&mut consumer, 1).await?;
+    assert_eq!(first[0].offset, 0);
+    // The next round is prefetched from where the first ended; seeking back must win.
+    consumer.seek(tp("prefetch", 0), 3);
+    let again = poll_n(&mut consumer, 1).await?;
+    assert_eq!(
+        again[0].offset,
+        3,
+        "{:?}",
+        again.iter().map(|r| r.offset).collect::<Vec<_>>()
+    );
+    // Reading on without seeks returns every record once, in order.
+    let mut offsets: Vec<i64> = again.iter().map(|r| r.offset).collect();
+    while offsets.len() < 47 {
+        offsets.extend(poll_n(&mut consumer, 1).await?.iter().map(|r| r.offset));
+    }
+    assert_eq!(offsets, (3..50).collect::<Vec<i64>>());
+    Ok(())
+}
