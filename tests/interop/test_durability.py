@@ -2,6 +2,7 @@
 
 import random
 import struct
+import time
 from collections import defaultdict
 
 import pytest
@@ -50,8 +51,13 @@ def test_clean_restart_keeps_everything(broker):
 
 
 def produce_until_killed(broker, topic: str, codec: str, acked_before_kill: int):
-    """Produce with acks=all until `acked_before_kill` records are acknowledged, SIGKILL the broker while
-    the producer still has requests in flight, then drop whatever is not acknowledged."""
+    """Produce with acks=all until `acked_before_kill` records are acknowledged, then queue a burst and
+    SIGKILL the broker while the producer still has requests in flight; drop whatever is not acknowledged.
+
+    The burst is what guarantees records in flight at the kill: a steady produce loop against a fast broker
+    can keep fewer than a batch outstanding for minutes, so waiting for a backlog to build up by chance is
+    not a test (it once produced for four minutes and millions of records before the kill came).
+    """
     acked: dict[int, tuple[int, int, bytes]] = {}
     failed: set[int] = set()
     conf = producer_conf(broker.bootstrap, **{
@@ -60,6 +66,8 @@ def produce_until_killed(broker, topic: str, codec: str, acked_before_kill: int)
     })
     p = Producer(conf)
     rng = random.Random(99)
+    alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789"
+    fillers = [bytes(rng.choice(alphabet) for _ in range(rng.randint(0, 300))) for _ in range(257)]
 
     def on_delivery(err, msg):
         seq = check_value(msg.value())
@@ -69,28 +77,42 @@ def produce_until_killed(broker, topic: str, codec: str, acked_before_kill: int)
             failed.add(seq)
 
     seq = 0
-    killed_at = None
-    while True:
-        filler = bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(rng.randint(0, 300)))
+
+    def produce_one() -> bool:
+        nonlocal seq
         try:
-            p.produce(topic, key=b"k%d" % (seq % 50), value=make_value(seq, filler), on_delivery=on_delivery)
-            seq += 1
+            p.produce(topic, key=b"k%d" % (seq % 50), value=make_value(seq, fillers[seq % len(fillers)]),
+                      on_delivery=on_delivery)
         except BufferError:
+            return False
+        seq += 1
+        return True
+
+    deadline = time.monotonic() + 120
+    while len(acked) < acked_before_kill:
+        assert time.monotonic() < deadline, f"only {len(acked)} of {acked_before_kill} records acked in 120 s"
+        if not produce_one():
             p.poll(0.01)
         p.poll(0)
-        # Kill once enough is acknowledged and a good number of records are still in flight.
-        if killed_at is None and len(acked) >= acked_before_kill and seq - len(acked) - len(failed) >= 200:
-            broker.kill9()
-            killed_at = seq
-            unacked_at_kill = killed_at - len(acked)
-        if killed_at is not None and seq >= killed_at + 500:
+    # Queue a burst without serving delivery reports, give the producer a moment to put it on the wire,
+    # and kill the broker while those requests are outstanding.
+    for _ in range(3000):
+        if not produce_one():
             break
+    time.sleep(0.002)
+    broker.kill9()
+    killed_at = seq
+    unacked_at_kill = killed_at - len(acked)
     acked_at_kill = len(acked)
+    for _ in range(500):
+        if not produce_one():
+            p.poll(0.01)
     p.purge(in_queue=True, in_flight=True, blocking=True)
     remaining = p.flush(30)
     assert remaining == 0, "producer did not settle after purge"
     assert len(acked) + len(failed) == seq, "every record got exactly one delivery report"
     assert unacked_at_kill > 0, "the kill came too late: nothing was in flight"
+    assert failed, "no record failed: the kill came after everything was acknowledged"
     return acked, acked_at_kill, seq
 
 
