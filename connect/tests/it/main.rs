@@ -1,0 +1,1 @@
+//! Integration tests: a real broker in-process, the Connect worker and its REST API.
