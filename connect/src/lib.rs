@@ -11,7 +11,7 @@
 //! - [`rest`]: the Kafka Connect REST API (axum).
 //! - [`connectors`]: built-in connectors (file source and sink).
 //!
-//! ```ignore
+//! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use fjord_connect::{ConnectServer, WorkerConfig};
 //! let config = WorkerConfig::from_properties(&[
@@ -30,9 +30,12 @@ pub mod converter;
 pub mod data;
 mod error;
 pub mod plugin;
-
+pub mod rest;
+pub mod runtime;
+mod server;
 pub mod transforms;
 
 pub use config::{ConnectorConfig, WorkerConfig};
 pub use data::{ConnectRecord, Field, Schema, SchemaType, Value};
 pub use error::{Error, Result};
+pub use server::ConnectServer;

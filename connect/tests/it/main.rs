@@ -1,1 +1,7 @@
 //! Integration tests: a real broker in-process, the Connect worker and its REST API.
+
+mod errors;
+mod file_pipeline;
+mod harness;
+mod lifecycle;
+mod rest;

@@ -1,0 +1,208 @@
+//! The source task loop: poll → transform → convert → produce; offsets are recorded once the
+//! batch's records are acknowledged, and written to the offsets file every
+//! `offset.flush.interval.ms` and when the task stops.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use fjord_client::ProducerRecord;
+use tokio::time::Instant;
+
+use super::errors::{RawRecord, Stage};
+use super::worker::TaskContext;
+use crate::converter::json::value_to_plain_json;
+use crate::data::SourceRecord;
+use crate::error::{Error, Result};
+use crate::plugin::{OffsetMap, SourceConnector, SourceTask, SourceTaskContext};
+use crate::runtime::status::State;
+
+pub(crate) async fn run(ctx: TaskContext, connector: Arc<dyn SourceConnector>) {
+    let mut task = connector.create_task();
+    let result = run_task(&ctx, task.as_mut()).await;
+    task.stop().await;
+    flush_offsets(&ctx).await;
+    ctx.finish(result);
+}
+
+async fn flush_offsets(ctx: &TaskContext) {
+    let offsets = ctx.worker.offsets.clone();
+    match tokio::task::spawn_blocking(move || offsets.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(connector = %ctx.connector, error = %e.chain(), "cannot save source offsets")
+        }
+        Err(e) => tracing::warn!(connector = %ctx.connector, error = %e, "offset flush panicked"),
+    }
+}
+
+async fn run_task(ctx: &TaskContext, task: &mut dyn SourceTask) -> Result<()> {
+    let pipeline = ctx.pipeline()?;
+    let offsets = ctx.worker.offsets.clone();
+    let name = ctx.connector.clone();
+    let context = SourceTaskContext {
+        offsets: Arc::new(move |p| offsets.get(&name, p)),
+    };
+    tokio::select! {
+        _ = ctx.cancel.cancelled() => return Ok(()),
+        r = task.start(&ctx.task_config, context) => r?,
+    }
+    let mut paused = ctx.sync_pause_status(None);
+    let mut paused_rx = ctx.paused.clone();
+    let mut last_flush = Instant::now();
+    loop {
+        if paused {
+            tokio::select! {
+                _ = ctx.cancel.cancelled() => return Ok(()),
+                changed = paused_rx.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            paused = ctx.sync_pause_status(Some(paused));
+            continue;
+        }
+        let batch = tokio::select! {
+            _ = ctx.cancel.cancelled() => return Ok(()),
+            r = task.poll() => r?,
+        };
+        if !batch.is_empty() {
+            tokio::select! {
+                _ = ctx.cancel.cancelled() => return Ok(()),
+                r = send_batch(ctx, &pipeline, batch) => r?,
+            }
+        }
+        if last_flush.elapsed() >= ctx.worker.config.offset_flush_interval {
+            flush_offsets(ctx).await;
+            last_flush = Instant::now();
+        }
+        paused = ctx.sync_pause_status(Some(paused));
+        if paused {
+            flush_offsets(ctx).await;
+        }
+    }
+}
+
+/// Sends a batch and, once every record is acknowledged, records its offsets.
+async fn send_batch(
+    ctx: &TaskContext,
+    pipeline: &super::worker::Pipeline,
+    batch: Vec<SourceRecord>,
+) -> Result<()> {
+    let mut deliveries = Vec::with_capacity(batch.len());
+    let mut offsets: Vec<(OffsetMap, OffsetMap)> = Vec::with_capacity(batch.len());
+    for record in batch {
+        offsets.push((record.source_partition, record.source_offset));
+        let Some(out) = convert(ctx, pipeline, record.record).await? else {
+            continue;
+        };
+        ctx.worker.note_topic(&ctx.connector, &out.topic);
+        let topic = out.topic.clone();
+        let delivery = ctx
+            .worker
+            .producer
+            .send(out)
+            .await
+            .map_err(|e| Error::Kafka {
+                context: format!("producing to {topic}"),
+                source: e,
+            })?;
+        deliveries.push((topic, delivery));
+    }
+    for (topic, d) in deliveries {
+        d.await.map_err(|e| Error::Kafka {
+            context: format!("producing to {topic}"),
+            source: e,
+        })?;
+    }
+    for (p, o) in offsets {
+        ctx.worker.offsets.put(&ctx.connector, p, o);
+    }
+    Ok(())
+}
+
+/// Transforms and converts one record; `None` when dropped by a transform or a tolerated error.
+async fn convert(
+    ctx: &TaskContext,
+    pipeline: &super::worker::Pipeline,
+    record: crate::data::ConnectRecord,
+) -> Result<Option<ProducerRecord>> {
+    let raw = |r: &crate::data::ConnectRecord| RawRecord {
+        topic: r.topic.clone(),
+        partition: r.kafka_partition,
+        offset: None,
+        key: (!r.key.is_null()).then(|| Bytes::from(value_to_plain_json(&r.key).to_string())),
+        value: (!r.value.is_null()).then(|| Bytes::from(value_to_plain_json(&r.value).to_string())),
+        headers: r
+            .headers
+            .iter()
+            .map(|h| (h.key.clone(), h.value.clone()))
+            .collect(),
+    };
+    let original = raw(&record);
+    let record = match pipeline.transforms.apply(record) {
+        Ok(Some(r)) => r,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            ctx.reporter(pipeline)
+                .report(Stage::Transformation, "transforms", e, &original)
+                .await?;
+            return Ok(None);
+        }
+    };
+    let key = match pipeline.converters.key.to_bytes(
+        &record.topic,
+        record.key_schema.as_ref(),
+        &record.key,
+    ) {
+        Ok(k) => k,
+        Err(e) => {
+            let class = pipeline.converters.key_class.clone();
+            ctx.reporter(pipeline)
+                .report(Stage::KeyConverter, &class, e, &raw(&record))
+                .await?;
+            return Ok(None);
+        }
+    };
+    let value = match pipeline.converters.value.to_bytes(
+        &record.topic,
+        record.value_schema.as_ref(),
+        &record.value,
+    ) {
+        Ok(v) => v,
+        Err(e) => {
+            let class = pipeline.converters.value_class.clone();
+            ctx.reporter(pipeline)
+                .report(Stage::ValueConverter, &class, e, &raw(&record))
+                .await?;
+            return Ok(None);
+        }
+    };
+    Ok(Some(ProducerRecord {
+        topic: record.topic,
+        partition: record.kafka_partition,
+        key: key.map(Bytes::from),
+        value: value.map(Bytes::from),
+        headers: record
+            .headers
+            .into_iter()
+            .map(|h| (h.key, h.value))
+            .collect(),
+        timestamp: record.timestamp,
+    }))
+}
+
+impl TaskContext {
+    /// Publishes RUNNING or PAUSED when the target changed (or at first); returns whether
+    /// the task is paused now.
+    pub(crate) fn sync_pause_status(&self, before: Option<bool>) -> bool {
+        let now = *self.paused.borrow();
+        if before != Some(now) {
+            let state = if now { State::Paused } else { State::Running };
+            self.worker
+                .status
+                .set_task(&self.connector, self.task, state, None);
+        }
+        now
+    }
+}

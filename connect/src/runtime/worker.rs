@@ -1,0 +1,934 @@
+//! The standalone worker: connector configs, target states and task handles.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fjord_client::{Admin, Producer, ProducerConfig};
+use serde_json::{Map, Value as Json, json};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::convert::Converters;
+use super::errors::{ErrorReporter, trace};
+use super::offsets::OffsetStore;
+use super::status::{State, StatusBoard};
+use crate::config::{ConnectorConfig, WorkerConfig};
+use crate::error::{Error, Result};
+use crate::plugin::{Connector, PluginDesc, TaskConfigs, find_connector};
+use crate::transforms::TransformChain;
+
+/// A REST-level failure: Kafka Connect's status code and message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WorkerError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl WorkerError {
+    pub fn status(&self) -> u16 {
+        match self {
+            WorkerError::NotFound(_) => 404,
+            WorkerError::Conflict(_) => 409,
+            WorkerError::BadRequest(_) => 400,
+            WorkerError::Internal(_) => 500,
+        }
+    }
+
+    fn not_found(name: &str) -> Self {
+        WorkerError::NotFound(format!("Connector {name} not found"))
+    }
+}
+
+/// What a connector is asked to be (`target state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetState {
+    Started,
+    Paused,
+    Stopped,
+}
+
+/// `GET /connectors/{name}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectorInfo {
+    pub name: String,
+    pub config: BTreeMap<String, String>,
+    pub tasks: usize,
+    pub type_: &'static str,
+}
+
+impl ConnectorInfo {
+    pub fn to_json(&self) -> Json {
+        let tasks: Vec<Json> = (0..self.tasks)
+            .map(|t| json!({"connector": self.name, "task": t}))
+            .collect();
+        json!({"name": self.name, "config": self.config, "tasks": tasks, "type": self.type_})
+    }
+}
+
+/// What task loops share with the worker.
+pub(crate) struct WorkerShared {
+    pub(crate) config: WorkerConfig,
+    pub(crate) producer: Arc<Producer>,
+    pub(crate) offsets: Arc<OffsetStore>,
+    pub(crate) status: Arc<StatusBoard>,
+    topics: Mutex<BTreeMap<String, BTreeSet<String>>>,
+}
+
+impl WorkerShared {
+    /// Records that a connector uses a topic (`GET /connectors/{n}/topics`).
+    pub(crate) fn note_topic(&self, connector: &str, topic: &str) {
+        let mut map = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        let set = map.entry(connector.to_string()).or_default();
+        if !set.contains(topic) {
+            set.insert(topic.to_string());
+        }
+    }
+}
+
+/// A task's converters, transforms and error handling.
+pub(crate) struct Pipeline {
+    pub(crate) converters: Converters,
+    pub(crate) transforms: TransformChain,
+    reporter: ErrorReporter,
+}
+
+/// Everything one running task needs.
+pub(crate) struct TaskContext {
+    pub(crate) connector: String,
+    pub(crate) task: usize,
+    pub(crate) config: ConnectorConfig,
+    pub(crate) task_config: BTreeMap<String, String>,
+    pub(crate) worker: Arc<WorkerShared>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) paused: watch::Receiver<bool>,
+}
+
+impl TaskContext {
+    pub(crate) fn pipeline(&self) -> Result<Pipeline> {
+        Ok(Pipeline {
+            converters: Converters::build(&self.config, &self.worker.config)?,
+            transforms: TransformChain::from_config(&self.config.values)?,
+            reporter: ErrorReporter::new(
+                &self.connector,
+                self.task,
+                self.config.errors.clone(),
+                self.worker.producer.clone(),
+                &self.worker.config.bootstrap_servers,
+            ),
+        })
+    }
+
+    pub(crate) fn reporter<'a>(&self, pipeline: &'a Pipeline) -> &'a ErrorReporter {
+        &pipeline.reporter
+    }
+
+    /// Publishes how the task ended: FAILED with the trace, or nothing on a requested stop.
+    pub(crate) fn finish(&self, result: Result<()>) {
+        if let Err(e) = result {
+            if self.cancel.is_cancelled() {
+                tracing::debug!(connector = %self.connector, task = self.task, error = %e.chain(), "task ended while stopping");
+                return;
+            }
+            tracing::error!(connector = %self.connector, task = self.task, error = %e.chain(), "task failed");
+            self.worker
+                .status
+                .set_task(&self.connector, self.task, State::Failed, Some(trace(&e)));
+        }
+    }
+}
+
+struct TaskHandle {
+    cancel: CancellationToken,
+    paused: watch::Sender<bool>,
+    join: JoinHandle<()>,
+}
+
+struct ConnectorEntry {
+    config: ConnectorConfig,
+    plugin: PluginDesc,
+    target: TargetState,
+    task_configs: TaskConfigs,
+    tasks: Vec<Option<TaskHandle>>,
+}
+
+/// A standalone Connect worker.
+pub struct Worker {
+    shared: Arc<WorkerShared>,
+    connectors: tokio::sync::Mutex<BTreeMap<String, ConnectorEntry>>,
+    cluster_id: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("worker_id", &self.shared.status.worker_id())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the validation of a connector config found.
+pub(crate) struct Validation {
+    pub(crate) plugin: Option<PluginDesc>,
+    pub(crate) class: String,
+    /// Definition and value entries in Kafka's `validate` shape.
+    pub(crate) configs: Vec<Json>,
+    pub(crate) groups: Vec<String>,
+    /// `key: message` lines.
+    pub(crate) errors: Vec<String>,
+}
+
+impl Validation {
+    pub(crate) fn to_json(&self) -> Json {
+        json!({
+            "name": self.class,
+            "error_count": self.errors.len(),
+            "groups": self.groups,
+            "configs": self.configs,
+        })
+    }
+}
+
+/// Validates a connector config as Kafka's `validate` endpoint does: every definition with the
+/// given value and its errors, plus errors of transforms, converters and the connector itself.
+pub(crate) fn validate(config: &BTreeMap<String, String>, worker: &WorkerConfig) -> Validation {
+    let class = config.get("connector.class").cloned().unwrap_or_default();
+    let plugin = find_connector(&class);
+    let mut errors = Vec::new();
+    let mut configs = Vec::new();
+    let mut groups: Vec<String> = Vec::new();
+    let def = match &plugin {
+        Some(p) => p.connector.full_config_def(),
+        None => crate::config::connector_common_def(),
+    };
+    let mut extra: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if plugin.is_none() {
+        extra.entry("connector.class".to_string()).or_default().push(format!(
+            "Failed to find any class that implements Connector and which name matches {class}, available connectors are: {}",
+            crate::plugin::connectors().iter().map(|p| p.class).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let parsed = ConnectorConfig::parse(config.clone());
+    if let (Some(p), Ok(cc)) = (&plugin, &parsed) {
+        let check = match &p.connector {
+            Connector::Source(c) => c.validate(cc),
+            Connector::Sink(c) => c.validate(cc).and_then(|()| cc.sink_topics().map(|_| ())),
+        };
+        if let Err(e) = check {
+            extra.entry(error_key(&e)).or_default().push(e.to_string());
+        }
+    }
+    if let Err(e) = TransformChain::from_config(config) {
+        extra
+            .entry("transforms".to_string())
+            .or_default()
+            .push(e.to_string());
+    }
+    if let Ok(cc) = &parsed
+        && let Err(e) = Converters::build(cc, worker)
+    {
+        extra.entry(error_key(&e)).or_default().push(e.to_string());
+    }
+    for (order, key) in def.keys.iter().enumerate() {
+        let mut key_errors = key.errors(config);
+        if let Some(more) = extra.remove(key.name) {
+            key_errors.extend(more);
+        }
+        for e in &key_errors {
+            errors.push(format!("{}: {e}", key.name));
+        }
+        if !key.group.is_empty() && !groups.iter().any(|g| g == key.group) {
+            groups.push(key.group.to_string());
+        }
+        configs.push(json!({
+            "definition": key.definition(order + 1),
+            "value": {
+                "name": key.name,
+                "value": config.get(key.name).cloned().or(key.default.map(str::to_string)),
+                "recommended_values": [],
+                "errors": key_errors,
+                "visible": true,
+            }
+        }));
+    }
+    for (key, key_errors) in extra {
+        for e in &key_errors {
+            errors.push(format!("{key}: {e}"));
+        }
+        configs.push(json!({
+            "value": {"name": key, "value": config.get(&key), "recommended_values": [], "errors": key_errors, "visible": true}
+        }));
+    }
+    Validation {
+        class: plugin.as_ref().map_or(class, |p| p.class.to_string()),
+        plugin,
+        configs,
+        groups,
+        errors,
+    }
+}
+
+fn error_key(e: &Error) -> String {
+    match e {
+        Error::Config { key, .. } | Error::MissingConfig { key } => {
+            if key.starts_with("transforms.") || key.starts_with("predicates.") {
+                "transforms".into()
+            } else {
+                key.clone()
+            }
+        }
+        _ => "connector.class".into(),
+    }
+}
+
+impl Worker {
+    /// Opens the offsets file and starts the shared producer.
+    pub fn new(config: WorkerConfig, worker_id: impl Into<String>) -> Result<Self> {
+        let offsets = OffsetStore::open(config.offsets_file.as_deref())?;
+        let mut props = BTreeMap::from([
+            (
+                "bootstrap.servers".to_string(),
+                config.bootstrap_servers.clone(),
+            ),
+            ("acks".to_string(), "all".to_string()),
+            ("linger.ms".to_string(), "5".to_string()),
+            (
+                "client.id".to_string(),
+                "connect-worker-producer".to_string(),
+            ),
+        ]);
+        props.extend(config.prefixed("producer."));
+        let producer = ProducerConfig::from_properties(&props)
+            .and_then(Producer::new)
+            .map_err(|e| Error::Kafka {
+                context: "starting the worker's producer".into(),
+                source: e,
+            })?;
+        Ok(Worker {
+            shared: Arc::new(WorkerShared {
+                config,
+                producer: Arc::new(producer),
+                offsets: Arc::new(offsets),
+                status: Arc::new(StatusBoard::new(worker_id)),
+                topics: Mutex::new(BTreeMap::new()),
+            }),
+            connectors: tokio::sync::Mutex::new(BTreeMap::new()),
+            cluster_id: Mutex::new(None),
+        })
+    }
+
+    pub fn config(&self) -> &WorkerConfig {
+        &self.shared.config
+    }
+
+    pub fn status(&self) -> &StatusBoard {
+        &self.shared.status
+    }
+
+    /// The Kafka cluster id (asked once).
+    pub async fn cluster_id(&self) -> Option<String> {
+        if let Some(id) = self
+            .cluster_id
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Some(id);
+        }
+        let admin = Admin::connect(&self.shared.config.bootstrap_servers)
+            .await
+            .ok()?;
+        let id = admin.describe_cluster().await.ok()?.cluster_id;
+        *self.cluster_id.lock().unwrap_or_else(|e| e.into_inner()) = Some(id.clone());
+        Some(id)
+    }
+
+    /// Names of every connector.
+    pub async fn names(&self) -> Vec<String> {
+        self.connectors.lock().await.keys().cloned().collect()
+    }
+
+    /// Validates a config for `PUT /connector-plugins/{p}/config/validate`.
+    pub fn validate_json(&self, config: &BTreeMap<String, String>) -> Json {
+        validate(config, &self.shared.config).to_json()
+    }
+
+    /// Creates a connector, or with `allow_update` replaces an existing one's config (restarting
+    /// it). Returns whether it was created.
+    pub async fn put_connector(
+        &self,
+        name: &str,
+        mut values: BTreeMap<String, String>,
+        allow_update: bool,
+    ) -> Result<(bool, ConnectorInfo), WorkerError> {
+        if name.trim().is_empty() {
+            return Err(WorkerError::BadRequest(
+                "Connector name must not be empty".into(),
+            ));
+        }
+        if name.contains('/') {
+            return Err(WorkerError::BadRequest(format!(
+                "Connector name {name} must not contain '/'"
+            )));
+        }
+        match values.get("name") {
+            Some(n) if n != name => {
+                return Err(WorkerError::BadRequest(format!(
+                    "Connector name configuration ({n}) doesn't match connector name in the URL ({name})"
+                )));
+            }
+            _ => {
+                values.insert("name".into(), name.to_string());
+            }
+        }
+        let validation = validate(&values, &self.shared.config);
+        if !validation.errors.is_empty() {
+            return Err(WorkerError::BadRequest(format!(
+                "Connector configuration is invalid and contains the following {} error(s):\n{}\nYou can also find the above list of errors at the endpoint `/connector-plugins/{{connectorType}}/config/validate`",
+                validation.errors.len(),
+                validation.errors.join("\n")
+            )));
+        }
+        let (Some(plugin), Ok(config)) = (validation.plugin, ConnectorConfig::parse(values)) else {
+            return Err(WorkerError::BadRequest(
+                "Connector configuration is invalid".into(),
+            ));
+        };
+        let mut connectors = self.connectors.lock().await;
+        let created = match connectors.remove(name) {
+            Some(mut old) => {
+                if !allow_update {
+                    connectors.insert(name.to_string(), old);
+                    return Err(WorkerError::Conflict(format!(
+                        "Connector {name} already exists"
+                    )));
+                }
+                let target = old.target;
+                self.stop_tasks(&mut old).await;
+                let mut entry = self.new_entry(config, plugin, target);
+                self.start_tasks(name, &mut entry);
+                connectors.insert(name.to_string(), entry);
+                false
+            }
+            None => {
+                let mut entry = self.new_entry(config, plugin, TargetState::Started);
+                self.start_tasks(name, &mut entry);
+                connectors.insert(name.to_string(), entry);
+                true
+            }
+        };
+        let info = Self::info_of(name, &connectors[name]);
+        tracing::info!(connector = name, created, "connector configured");
+        Ok((created, info))
+    }
+
+    /// `PATCH /connectors/{n}/config`: merges keys (JSON null removes one).
+    pub async fn patch_connector(
+        &self,
+        name: &str,
+        patch: Map<String, Json>,
+    ) -> Result<ConnectorInfo, WorkerError> {
+        let mut values = {
+            let connectors = self.connectors.lock().await;
+            connectors
+                .get(name)
+                .ok_or_else(|| WorkerError::not_found(name))?
+                .config
+                .values
+                .clone()
+        };
+        for (k, v) in patch {
+            match v {
+                Json::Null => {
+                    values.remove(&k);
+                }
+                Json::String(s) => {
+                    values.insert(k, s);
+                }
+                Json::Bool(_) | Json::Number(_) => {
+                    values.insert(k, v.to_string());
+                }
+                _ => {
+                    return Err(WorkerError::BadRequest(format!(
+                        "Config {k} must be a string"
+                    )));
+                }
+            }
+        }
+        self.put_connector(name, values, true)
+            .await
+            .map(|(_, info)| info)
+    }
+
+    fn new_entry(
+        &self,
+        config: ConnectorConfig,
+        plugin: PluginDesc,
+        target: TargetState,
+    ) -> ConnectorEntry {
+        ConnectorEntry {
+            config,
+            plugin,
+            target,
+            task_configs: Vec::new(),
+            tasks: Vec::new(),
+        }
+    }
+
+    /// Plans and spawns the tasks for the entry's target state.
+    fn start_tasks(&self, name: &str, entry: &mut ConnectorEntry) {
+        let status = &self.shared.status;
+        let type_ = entry.plugin.connector.type_name();
+        if entry.target == TargetState::Stopped {
+            status.set_connector(name, type_, State::Stopped);
+            entry.task_configs.clear();
+            entry.tasks.clear();
+            return;
+        }
+        let max = entry.config.tasks_max;
+        let planned = match &entry.plugin.connector {
+            Connector::Source(c) => c.task_configs(&entry.config, max),
+            Connector::Sink(c) => c.task_configs(&entry.config, max),
+        };
+        let mut task_configs = match planned {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(connector = name, error = %e.chain(), "connector failed");
+                status.fail_connector(name, type_, trace(&e));
+                entry.task_configs.clear();
+                entry.tasks.clear();
+                return;
+            }
+        };
+        task_configs.truncate(max);
+        let state = if entry.target == TargetState::Paused {
+            State::Paused
+        } else {
+            State::Running
+        };
+        status.set_connector(name, type_, state);
+        status.truncate_tasks(name, task_configs.len());
+        entry.tasks = (0..task_configs.len())
+            .map(|id| Some(self.spawn_task(name, id, entry, &task_configs[id])))
+            .collect();
+        entry.task_configs = task_configs;
+    }
+
+    fn spawn_task(
+        &self,
+        name: &str,
+        id: usize,
+        entry: &ConnectorEntry,
+        task_config: &BTreeMap<String, String>,
+    ) -> TaskHandle {
+        let cancel = CancellationToken::new();
+        let (paused_tx, paused_rx) = watch::channel(entry.target == TargetState::Paused);
+        self.shared
+            .status
+            .set_task(name, id, State::Unassigned, None);
+        let ctx = TaskContext {
+            connector: name.to_string(),
+            task: id,
+            config: entry.config.clone(),
+            task_config: task_config.clone(),
+            worker: self.shared.clone(),
+            cancel: cancel.clone(),
+            paused: paused_rx,
+        };
+        let join = match &entry.plugin.connector {
+            Connector::Source(c) => tokio::spawn(super::source::run(ctx, c.clone())),
+            Connector::Sink(c) => tokio::spawn(super::sink::run(ctx, c.clone())),
+        };
+        TaskHandle {
+            cancel,
+            paused: paused_tx,
+            join,
+        }
+    }
+
+    async fn stop_task(&self, handle: TaskHandle) {
+        handle.cancel.cancel();
+        let timeout = self
+            .shared
+            .config
+            .task_shutdown_timeout
+            .max(Duration::from_millis(100));
+        let abort = handle.join.abort_handle();
+        if tokio::time::timeout(timeout, handle.join).await.is_err() {
+            tracing::warn!(
+                "task did not stop within task.shutdown.graceful.timeout.ms; aborting it"
+            );
+            abort.abort();
+        }
+    }
+
+    async fn stop_tasks(&self, entry: &mut ConnectorEntry) {
+        let handles: Vec<TaskHandle> = entry.tasks.drain(..).flatten().collect();
+        for h in &handles {
+            h.cancel.cancel();
+        }
+        for h in handles {
+            self.stop_task(h).await;
+        }
+    }
+
+    fn info_of(name: &str, entry: &ConnectorEntry) -> ConnectorInfo {
+        ConnectorInfo {
+            name: name.to_string(),
+            config: entry.config.values.clone(),
+            tasks: entry.task_configs.len(),
+            type_: entry.plugin.connector.type_name(),
+        }
+    }
+
+    pub async fn info(&self, name: &str) -> Result<ConnectorInfo, WorkerError> {
+        let connectors = self.connectors.lock().await;
+        let entry = connectors
+            .get(name)
+            .ok_or_else(|| WorkerError::not_found(name))?;
+        Ok(Self::info_of(name, entry))
+    }
+
+    /// `GET /connectors/{n}/tasks`: each task's id and config.
+    pub async fn tasks(
+        &self,
+        name: &str,
+    ) -> Result<Vec<(usize, BTreeMap<String, String>)>, WorkerError> {
+        let connectors = self.connectors.lock().await;
+        let entry = connectors
+            .get(name)
+            .ok_or_else(|| WorkerError::not_found(name))?;
+        Ok(entry.task_configs.iter().cloned().enumerate().collect())
+    }
+
+    pub async fn delete(&self, name: &str) -> Result<(), WorkerError> {
+        let mut connectors = self.connectors.lock().await;
+        let mut entry = connectors
+            .remove(name)
+            .ok_or_else(|| WorkerError::not_found(name))?;
+        self.stop_tasks(&mut entry).await;
+        self.shared.status.remove(name);
+        self.shared
+            .topics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        tracing::info!(connector = name, "connector deleted");
+        Ok(())
+    }
+
+    /// Changes the target state (`pause`, `resume`, `stop`).
+    pub async fn set_target(&self, name: &str, target: TargetState) -> Result<(), WorkerError> {
+        let mut connectors = self.connectors.lock().await;
+        let entry = connectors
+            .get_mut(name)
+            .ok_or_else(|| WorkerError::not_found(name))?;
+        let before = entry.target;
+        entry.target = target;
+        let type_ = entry.plugin.connector.type_name();
+        match (before, target) {
+            (_, TargetState::Stopped) => {
+                self.stop_tasks(entry).await;
+                entry.task_configs.clear();
+                self.shared
+                    .status
+                    .set_connector(name, type_, State::Stopped);
+            }
+            (TargetState::Stopped, _) => self.start_tasks(name, entry),
+            (_, t) => {
+                let paused = t == TargetState::Paused;
+                let state = if paused {
+                    State::Paused
+                } else {
+                    State::Running
+                };
+                if self
+                    .shared
+                    .status
+                    .connector(name)
+                    .is_some_and(|c| c.state != State::Failed)
+                {
+                    self.shared.status.set_connector(name, type_, state);
+                }
+                for h in entry.tasks.iter().flatten() {
+                    let _ = h.paused.send(paused);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `POST /connectors/{n}/restart`: with `include_tasks`, the tasks too (only failed ones
+    /// with `only_failed`). Returns whether any task was restarted.
+    pub async fn restart(
+        &self,
+        name: &str,
+        include_tasks: bool,
+        only_failed: bool,
+    ) -> Result<bool, WorkerError> {
+        let mut connectors = self.connectors.lock().await;
+        let entry = connectors
+            .get_mut(name)
+            .ok_or_else(|| WorkerError::not_found(name))?;
+        let status = self.shared.status.connector(name);
+        let connector_failed = status.as_ref().is_some_and(|s| s.state == State::Failed);
+        if !include_tasks {
+            if !only_failed || connector_failed {
+                self.stop_tasks(entry).await;
+                self.start_tasks(name, entry);
+            }
+            return Ok(false);
+        }
+        let ids: Vec<usize> = (0..entry.tasks.len())
+            .filter(|id| {
+                !only_failed
+                    || status
+                        .as_ref()
+                        .and_then(|s| s.tasks.get(id))
+                        .is_some_and(|t| t.state == State::Failed)
+            })
+            .collect();
+        if connector_failed || (!only_failed && entry.tasks.is_empty()) {
+            self.stop_tasks(entry).await;
+            self.start_tasks(name, entry);
+            return Ok(true);
+        }
+        for id in &ids {
+            self.shared
+                .status
+                .set_task(name, *id, State::Restarting, None);
+        }
+        for id in ids {
+            self.restart_task_in(name, entry, id).await;
+        }
+        Ok(true)
+    }
+
+    async fn restart_task_in(&self, name: &str, entry: &mut ConnectorEntry, id: usize) {
+        if let Some(h) = entry.tasks.get_mut(id).and_then(Option::take) {
+            self.stop_task(h).await;
+        }
+        if let Some(tc) = entry.task_configs.get(id).cloned() {
+            let handle = self.spawn_task(name, id, entry, &tc);
+            if let Some(slot) = entry.tasks.get_mut(id) {
+                *slot = Some(handle);
+            }
+        }
+    }
+
+    /// `POST /connectors/{n}/tasks/{t}/restart`.
+    pub async fn restart_task(&self, name: &str, id: usize) -> Result<(), WorkerError> {
+        let mut connectors = self.connectors.lock().await;
+        let entry = connectors
+            .get_mut(name)
+            .ok_or_else(|| WorkerError::not_found(name))?;
+        if id >= entry.tasks.len() {
+            return Err(WorkerError::NotFound(format!("Task {name}-{id} not found")));
+        }
+        self.restart_task_in(name, entry, id).await;
+        Ok(())
+    }
+
+    /// `GET /connectors/{n}/topics`.
+    pub async fn active_topics(&self, name: &str) -> Result<Vec<String>, WorkerError> {
+        if !self.connectors.lock().await.contains_key(name) {
+            return Err(WorkerError::not_found(name));
+        }
+        let topics = self.shared.topics.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(topics
+            .get(name)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    /// `PUT /connectors/{n}/topics/reset`.
+    pub async fn reset_topics(&self, name: &str) -> Result<(), WorkerError> {
+        if !self.connectors.lock().await.contains_key(name) {
+            return Err(WorkerError::not_found(name));
+        }
+        self.shared
+            .topics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        Ok(())
+    }
+
+    /// `GET /connectors/{n}/offsets`.
+    pub async fn offsets(&self, name: &str) -> Result<Json, WorkerError> {
+        let connectors = self.connectors.lock().await;
+        let entry = connectors
+            .get(name)
+            .ok_or_else(|| WorkerError::not_found(name))?;
+        let offsets: Vec<Json> = match entry.plugin.connector {
+            Connector::Source(_) => self
+                .shared
+                .offsets
+                .connector_offsets(name)
+                .into_iter()
+                .map(|(p, o)| json!({"partition": p, "offset": o}))
+                .collect(),
+            Connector::Sink(_) => {
+                let committed = async {
+                    let admin = Admin::connect(&self.shared.config.bootstrap_servers).await?;
+                    admin.committed_offsets(&format!("connect-{name}")).await
+                }
+                .await
+                .map_err(|e| {
+                    WorkerError::Internal(format!("Failed to retrieve consumer group offsets: {e}"))
+                })?;
+                committed
+                    .into_iter()
+                    .map(|((t, p), o)| {
+                        json!({"partition": {"kafka_topic": t, "kafka_partition": p}, "offset": {"kafka_offset": o}})
+                    })
+                    .collect()
+            }
+        };
+        Ok(json!({"offsets": offsets}))
+    }
+
+    fn require_stopped(name: &str, entry: &ConnectorEntry) -> Result<(), WorkerError> {
+        if entry.target != TargetState::Stopped {
+            return Err(WorkerError::BadRequest(format!(
+                "Connectors must be in the STOPPED state before their offsets can be modified. This can be done for the specified connector by issuing a 'PUT' request to the '/connectors/{name}/stop' endpoint"
+            )));
+        }
+        Ok(())
+    }
+
+    /// `PATCH /connectors/{n}/offsets` (the connector must be STOPPED).
+    pub async fn alter_offsets(&self, name: &str, body: &Json) -> Result<(), WorkerError> {
+        let connectors = self.connectors.lock().await;
+        let entry = connectors
+            .get(name)
+            .ok_or_else(|| WorkerError::not_found(name))?;
+        Self::require_stopped(name, entry)?;
+        let list = body
+            .get("offsets")
+            .and_then(Json::as_array)
+            .filter(|l| !l.is_empty())
+            .ok_or_else(|| {
+                WorkerError::BadRequest(
+                    "Partitions / offsets need to be provided for an alter offsets request".into(),
+                )
+            })?;
+        match entry.plugin.connector {
+            Connector::Source(_) => {
+                for item in list {
+                    let partition =
+                        item.get("partition")
+                            .and_then(Json::as_object)
+                            .ok_or_else(|| {
+                                WorkerError::BadRequest(
+                                    "Source partitions must be JSON objects".into(),
+                                )
+                            })?;
+                    match item.get("offset") {
+                        Some(Json::Object(o)) => {
+                            self.shared.offsets.put(name, partition.clone(), o.clone())
+                        }
+                        Some(Json::Null) | None => self.shared.offsets.remove(name, partition),
+                        Some(_) => {
+                            return Err(WorkerError::BadRequest(
+                                "Source offsets must be JSON objects or null".into(),
+                            ));
+                        }
+                    }
+                }
+                self.flush_offsets().await
+            }
+            Connector::Sink(_) => {
+                let mut offsets = BTreeMap::new();
+                for item in list {
+                    let p = &item["partition"];
+                    let (Some(topic), Some(partition)) =
+                        (p["kafka_topic"].as_str(), p["kafka_partition"].as_i64())
+                    else {
+                        return Err(WorkerError::BadRequest(
+                            "Sink partitions need kafka_topic (string) and kafka_partition (integer)".into(),
+                        ));
+                    };
+                    let partition = i32::try_from(partition).map_err(|_| {
+                        WorkerError::BadRequest(format!("Invalid kafka_partition {partition}"))
+                    })?;
+                    let offset = item["offset"]["kafka_offset"]
+                        .as_i64()
+                        .filter(|o| *o >= 0)
+                        .ok_or_else(|| {
+                            WorkerError::BadRequest(
+                                "Sink offsets need a non-negative kafka_offset".into(),
+                            )
+                        })?;
+                    offsets.insert((topic.to_string(), partition), offset);
+                }
+                let admin = Admin::connect(&self.shared.config.bootstrap_servers)
+                    .await
+                    .map_err(|e| WorkerError::Internal(e.to_string()))?;
+                admin
+                    .alter_group_offsets(&format!("connect-{name}"), &offsets)
+                    .await
+                    .map_err(|e| {
+                        WorkerError::Internal(format!(
+                            "Failed to alter consumer group offsets: {e}"
+                        ))
+                    })
+            }
+        }
+    }
+
+    /// `DELETE /connectors/{n}/offsets` (the connector must be STOPPED).
+    pub async fn reset_offsets(&self, name: &str) -> Result<(), WorkerError> {
+        let connectors = self.connectors.lock().await;
+        let entry = connectors
+            .get(name)
+            .ok_or_else(|| WorkerError::not_found(name))?;
+        Self::require_stopped(name, entry)?;
+        match entry.plugin.connector {
+            Connector::Source(_) => {
+                self.shared.offsets.clear_connector(name);
+                self.flush_offsets().await
+            }
+            Connector::Sink(_) => {
+                let admin = Admin::connect(&self.shared.config.bootstrap_servers)
+                    .await
+                    .map_err(|e| WorkerError::Internal(e.to_string()))?;
+                match admin.delete_group(&format!("connect-{name}")).await {
+                    Ok(()) => Ok(()),
+                    // GROUP_ID_NOT_FOUND: nothing was committed.
+                    Err(fjord_client::Error::Broker { code, .. }) if code.code() == 69 => Ok(()),
+                    Err(e) => Err(WorkerError::Internal(format!(
+                        "Failed to reset consumer group offsets: {e}"
+                    ))),
+                }
+            }
+        }
+    }
+
+    async fn flush_offsets(&self) -> Result<(), WorkerError> {
+        let offsets = self.shared.offsets.clone();
+        tokio::task::spawn_blocking(move || offsets.flush())
+            .await
+            .map_err(|e| WorkerError::Internal(e.to_string()))?
+            .map_err(|e| WorkerError::Internal(e.chain()))
+    }
+
+    /// Stops every task, saves offsets and closes the producer.
+    pub async fn shutdown(&self) {
+        let mut connectors = self.connectors.lock().await;
+        for entry in connectors.values_mut() {
+            self.stop_tasks(entry).await;
+        }
+        if let Err(e) = self.flush_offsets().await {
+            tracing::warn!(error = %e, "cannot save source offsets at shutdown");
+        }
+        self.shared.producer.close().await;
+    }
+}
