@@ -249,7 +249,7 @@ fn write_raw(
 /// strings and a `*_encoding: "base64"` field says so. Null keys and values are `null`.
 fn to_json(record: &ConsumerRecord) -> Value {
     let mut object = Map::new();
-    object.insert("topic".into(), json!(record.topic));
+    object.insert("topic".into(), json!(&*record.topic));
     object.insert("partition".into(), json!(record.partition));
     object.insert("offset".into(), json!(record.offset));
     object.insert("timestamp".into(), json!(record.timestamp));

@@ -30,7 +30,7 @@ pub use admin::{
 pub use connection::Connection;
 pub use consumer::{
     AssignmentStrategy, CommitCallback, ConfigError, Consumer, ConsumerConfig, ConsumerRecord,
-    IsolationLevel, OffsetReset, RebalanceListener,
+    IsolationLevel, OffsetReset, RebalanceListener, Topic,
 };
 pub use error::{Error, Result};
 pub use producer::{

@@ -111,6 +111,8 @@ pub struct ConsumerConfig {
     pub max_partition_fetch_bytes: i32,
     /// `isolation.level` (default read_uncommitted).
     pub isolation_level: IsolationLevel,
+    /// `check.crcs` (default true, as in the Java client): verify each fetched batch's CRC32C.
+    pub check_crcs: bool,
     /// `partition.assignment.strategy` (default range, cooperative-sticky as in Kafka 3+).
     pub assignment_strategies: Vec<AssignmentStrategy>,
 }
@@ -133,6 +135,7 @@ impl Default for ConsumerConfig {
             fetch_max_wait: Duration::from_millis(500),
             max_partition_fetch_bytes: 1024 * 1024,
             isolation_level: IsolationLevel::ReadUncommitted,
+            check_crcs: true,
             assignment_strategies: vec![
                 AssignmentStrategy::Range,
                 AssignmentStrategy::CooperativeSticky,
@@ -229,6 +232,7 @@ impl ConsumerConfig {
                 }
             }
             "enable.auto.commit" => self.enable_auto_commit = parse_bool(key, value)?,
+            "check.crcs" => self.check_crcs = parse_bool(key, value)?,
             "auto.commit.interval.ms" => self.auto_commit_interval = parse_ms(key, value)?,
             "session.timeout.ms" => self.session_timeout = parse_ms(key, value)?,
             "heartbeat.interval.ms" => self.heartbeat_interval = parse_ms(key, value)?,

@@ -357,6 +357,7 @@ pub(crate) struct FetchParams {
     pub(crate) min_bytes: i32,
     pub(crate) partition_max_bytes: i32,
     pub(crate) isolation: IsolationLevel,
+    pub(crate) check_crcs: bool,
 }
 
 /// A fetch round in flight (see [`Cluster::start_fetch`]). Dropping it abandons the round:
@@ -456,7 +457,7 @@ async fn fetch_from_leader(
     };
     let wanted: HashMap<TopicPartition, i64> = list.into_iter().collect();
     let mut forget = Vec::new();
-    let outcome = decode_response(response, &wanted, &mut forget);
+    let outcome = decode_response(response, &wanted, params.check_crcs, &mut forget);
     LeaderFetch {
         connection: Some(connection),
         outcome,
@@ -468,6 +469,7 @@ async fn fetch_from_leader(
 fn decode_response(
     response: kafka_protocol::messages::FetchResponse,
     wanted: &HashMap<TopicPartition, i64>,
+    check_crcs: bool,
     forget: &mut Vec<TopicPartition>,
 ) -> Result<FetchOutcome> {
     if response.error_code != 0 {
@@ -476,6 +478,7 @@ fn decode_response(
     let mut outcome = FetchOutcome::default();
     for topic in response.responses {
         let name = topic.topic.0.to_string();
+        let shared = super::record::Topic::from(name.as_str());
         for p in topic.partitions {
             let tp = (name.clone(), p.partition_index);
             let Some(&offset) = wanted.get(&tp) else {
@@ -515,8 +518,15 @@ fn decode_response(
                 })
                 .collect();
             let bytes = p.records.unwrap_or_else(Bytes::new);
-            let next =
-                decode_partition_into(&tp.0, tp.1, &bytes, offset, &aborted, &mut outcome.records)?;
+            let next = decode_partition_into(
+                &shared,
+                tp.1,
+                &bytes,
+                offset,
+                &aborted,
+                check_crcs,
+                &mut outcome.records,
+            )?;
             if let Some(next) = next
                 && next > offset
             {

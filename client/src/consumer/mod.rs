@@ -44,7 +44,7 @@ pub use self::config::{
 };
 pub use self::coordinator::CommitCallback;
 pub use self::group::RebalanceListener;
-pub use self::record::ConsumerRecord;
+pub use self::record::{ConsumerRecord, Topic};
 pub use self::stream::RecordStream;
 
 use self::coordinator::{Committer, Coordinator, Member};
@@ -383,6 +383,7 @@ impl Consumer {
                 min_bytes: self.config.fetch_min_bytes,
                 partition_max_bytes: self.config.max_partition_fetch_bytes,
                 isolation: self.config.isolation_level,
+                check_crcs: self.config.check_crcs,
             };
             // The round prefetched at the end of the last poll, if it still fits; a seek,
             // pause or rebalance since then abandons it.
@@ -441,6 +442,7 @@ impl Consumer {
             min_bytes: self.config.fetch_min_bytes,
             partition_max_bytes: self.config.max_partition_fetch_bytes,
             isolation: self.config.isolation_level,
+            check_crcs: self.config.check_crcs,
         };
         match self.cluster.start_fetch(&next, params).await {
             Ok(pending) => self.prefetch = Some(pending),
