@@ -2,6 +2,7 @@
 
 mod bench;
 mod client_opts;
+mod connect;
 mod consume;
 mod group;
 mod produce;
@@ -47,6 +48,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Run the schema registry (Confluent REST API) against a broker.
     Registry(registry::RegistryArgs),
+    /// Run a Kafka-Connect-compatible worker (REST API on port 8083) against a broker.
+    Connect(connect::ConnectArgs),
 }
 
 #[derive(Debug, Args)]
@@ -56,6 +59,9 @@ struct DevArgs {
     /// Address of the schema registry's REST API; port 0 picks a free port.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8081")]
     registry_addr: String,
+    /// Address of the Connect REST API; port 0 picks a free port.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8083")]
+    connect_addr: String,
 }
 
 #[derive(Debug, Args)]
@@ -117,7 +123,7 @@ fn main() -> ExitCode {
                     "Fjord dev: broker",
                     values,
                     args.serve,
-                    Some(args.registry_addr),
+                    Some((args.registry_addr, args.connect_addr)),
                 )
                 .await
             }
@@ -127,6 +133,7 @@ fn main() -> ExitCode {
             Command::Consume(args) => consume::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Registry(args) => registry::run(args).await,
+            Command::Connect(args) => connect::run(args).await,
             Command::Broker(args) => {
                 let mut values = match &args.config {
                     Some(path) => BrokerConfig::read_file(path)?,
@@ -150,7 +157,7 @@ async fn serve(
     banner: &str,
     mut values: BTreeMap<String, String>,
     args: ServeArgs,
-    registry_addr: Option<String>,
+    dev_addrs: Option<(String, String)>,
 ) -> anyhow::Result<()> {
     if let Some(dir) = args.data_dir {
         values.insert("log.dirs".into(), dir.display().to_string());
@@ -171,14 +178,14 @@ async fn serve(
     );
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    let Some(registry_addr) = registry_addr else {
+    let Some((registry_addr, connect_addr)) = dev_addrs else {
         server.run(shutdown).await?;
         return Ok(());
     };
     // `fjord dev`: the schema registry runs beside the broker, keeping its state in it.
     let bootstrap = server.local_addr().to_string();
     let broker = tokio::spawn(server.run(shutdown.clone()));
-    let mut config = fjord_schema_registry::RegistryConfig::new(bootstrap);
+    let mut config = fjord_schema_registry::RegistryConfig::new(bootstrap.clone());
     config.listen = registry_addr;
     let registry = match registry::start(config, shutdown.clone()).await {
         Ok(registry) => registry,
@@ -189,9 +196,21 @@ async fn serve(
         }
     };
     let registry = tokio::spawn(registry.run());
-    let (broker, registry) = tokio::join!(broker, registry);
+    // Connect beside them, with source offsets in the data directory.
+    let connect =
+        match connect::start_in_dev(bootstrap, connect_addr, &data_dir, shutdown.clone()).await {
+            Ok(connect) => connect,
+            Err(e) => {
+                shutdown.cancel();
+                let _ = tokio::join!(broker, registry);
+                return Err(e);
+            }
+        };
+    let connect = tokio::spawn(connect.run());
+    let (broker, registry, connect) = tokio::join!(broker, registry, connect);
     broker.context("the broker task panicked")??;
     registry.context("the schema registry task panicked")??;
+    connect.context("the Connect task panicked")??;
     Ok(())
 }
 

@@ -41,6 +41,9 @@ fn consumer_config(ctx: &TaskContext) -> Result<ConsumerConfig> {
         ),
         ("auto.offset.reset".to_string(), "earliest".to_string()),
         ("max.poll.interval.ms".to_string(), "300000".to_string()),
+        // Topics are matched by pattern (below); a topic created after the task started is
+        // picked up within this interval.
+        ("metadata.max.age.ms".to_string(), "2000".to_string()),
     ]);
     props.extend(ctx.worker.config.prefixed("consumer."));
     props.extend(prefixed(&ctx.config.values, "consumer.override."));
@@ -67,19 +70,28 @@ async fn run_task(
         c = Consumer::new(config) => c.map_err(|e| Error::Kafka { context: "starting the sink consumer".into(), source: e })?,
     };
     let consumer = slot.insert(consumer);
-    match regex {
-        Some(r) => consumer.subscribe_pattern(&r),
+    // `topics` is subscribed as a pattern of the exact names, so that a topic which does not
+    // exist yet joins the assignment once it is created (as the Java consumer's metadata
+    // refresh does for a plain subscription).
+    let pattern = match regex {
+        Some(r) => r,
         None => {
             for t in &topics {
                 ctx.worker.note_topic(&ctx.connector, t);
             }
-            consumer.subscribe(topics)
+            topics
+                .iter()
+                .map(|t| regex::escape(t))
+                .collect::<Vec<_>>()
+                .join("|")
         }
-    }
-    .map_err(|e| Error::Kafka {
-        context: "subscribing".into(),
-        source: e,
-    })?;
+    };
+    consumer
+        .subscribe_pattern(&pattern)
+        .map_err(|e| Error::Kafka {
+            context: "subscribing".into(),
+            source: e,
+        })?;
     tokio::select! {
         _ = ctx.cancel.cancelled() => return Ok(()),
         r = task.start(&ctx.task_config) => r?,
