@@ -46,7 +46,11 @@ impl Value {
             Value::Float(f) => f.to_string(),
             Value::String(s) => s.clone(),
             Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
-            other => crate::converter::json::value_to_plain_json(other).to_string(),
+            other => {
+                let mut out = String::new();
+                write_json(other, &mut out);
+                out
+            }
         }
     }
 
@@ -57,6 +61,48 @@ impl Value {
         S: Into<String>,
     {
         Value::Struct(fields.into_iter().map(|(n, v)| (n.into(), v)).collect())
+    }
+}
+
+/// Appends a value as JSON keeping struct field and map entry order (serde_json's map sorts).
+fn write_json(value: &Value, out: &mut String) {
+    let quote = |s: &str| serde_json::Value::String(s.to_string()).to_string();
+    match value {
+        Value::Struct(fields) => {
+            out.push('{');
+            for (i, (k, v)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&quote(k));
+                out.push(':');
+                write_json(v, out);
+            }
+            out.push('}');
+        }
+        Value::Map(entries) if entries.iter().all(|(k, _)| matches!(k, Value::String(_))) => {
+            out.push('{');
+            for (i, (k, v)) in entries.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&quote(&k.to_text()));
+                out.push(':');
+                write_json(v, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json(v, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&crate::converter::json::value_to_plain_json(other).to_string()),
     }
 }
 

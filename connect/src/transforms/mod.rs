@@ -6,7 +6,7 @@ mod fields;
 mod headers;
 mod predicates;
 mod routers;
-mod time;
+pub(crate) mod time;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

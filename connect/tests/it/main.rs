@@ -3,5 +3,6 @@
 mod errors;
 mod file_pipeline;
 mod harness;
+mod jdbc;
 mod lifecycle;
 mod rest;
