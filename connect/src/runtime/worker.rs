@@ -148,7 +148,10 @@ impl TaskContext {
 struct TaskHandle {
     cancel: CancellationToken,
     paused: watch::Sender<bool>,
+    /// The supervisor that reports a panic of the task.
     join: JoinHandle<()>,
+    /// The task itself.
+    abort: tokio::task::AbortHandle,
 }
 
 struct ConnectorEntry {
@@ -542,14 +545,39 @@ impl Worker {
             cancel: cancel.clone(),
             paused: paused_rx,
         };
-        let join = match &entry.plugin.connector {
+        let inner = match &entry.plugin.connector {
             Connector::Source(c) => tokio::spawn(super::source::run(ctx, c.clone())),
             Connector::Sink(c) => tokio::spawn(super::sink::run(ctx, c.clone())),
         };
+        let abort = inner.abort_handle();
+        // A panicking connector fails its task, never the worker.
+        let status = self.shared.status.clone();
+        let connector = name.to_string();
+        let join = tokio::spawn(async move {
+            if let Err(e) = inner.await
+                && e.is_panic()
+            {
+                let reason = e
+                    .into_panic()
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "the task panicked".into());
+                tracing::error!(connector = %connector, task = id, %reason, "task panicked");
+                status.set_task(
+                    &connector,
+                    id,
+                    State::Failed,
+                    Some(format!(
+                        "org.apache.kafka.connect.errors.ConnectException: task panicked: {reason}"
+                    )),
+                );
+            }
+        });
         TaskHandle {
             cancel,
             paused: paused_tx,
             join,
+            abort,
         }
     }
 
@@ -560,12 +588,11 @@ impl Worker {
             .config
             .task_shutdown_timeout
             .max(Duration::from_millis(100));
-        let abort = handle.join.abort_handle();
         if tokio::time::timeout(timeout, handle.join).await.is_err() {
             tracing::warn!(
                 "task did not stop within task.shutdown.graceful.timeout.ms; aborting it"
             );
-            abort.abort();
+            handle.abort.abort();
         }
     }
 
