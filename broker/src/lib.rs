@@ -25,6 +25,7 @@ mod offsets;
 mod partition;
 mod producer_ids;
 mod recompress;
+mod replication;
 mod server;
 mod topic;
 

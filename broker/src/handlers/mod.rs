@@ -18,6 +18,7 @@ pub(crate) mod membership;
 pub(crate) mod metadata;
 pub(crate) mod offset_commit;
 pub(crate) mod offset_fetch;
+pub(crate) mod offset_for_leader_epoch;
 pub(crate) mod produce;
 
 use kafka_protocol::messages::TopicName;

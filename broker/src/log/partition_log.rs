@@ -14,6 +14,7 @@ use super::segment::{
 };
 use crate::config::{LogConfig, TimestampType};
 use crate::error::{Error, Result};
+use crate::replication::epochs::{EpochCache, EpochEnd};
 
 /// Where an append landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +34,8 @@ pub(crate) struct PartitionLog {
     log_start_offset: i64,
     high_watermark: i64,
     leader_epoch: i32,
+    /// Which leader epoch started at which offset (`leader-epoch-checkpoint`).
+    epochs: EpochCache,
     unflushed_messages: i64,
     first_unflushed_ms: Option<i64>,
     producers: ProducerStateTable,
@@ -133,6 +136,7 @@ impl PartitionLog {
             log_start_offset: first.max(log_start_checkpoint.unwrap_or(0)),
             high_watermark: 0,
             leader_epoch,
+            epochs: EpochCache::load(dir)?,
             unflushed_messages: 0,
             first_unflushed_ms: None,
             producers: ProducerStateTable::default(),
@@ -141,8 +145,47 @@ impl PartitionLog {
         };
         log.log_start_offset = log.log_start_offset.min(log.log_end_offset());
         log.high_watermark = log.log_end_offset();
+        log.reconcile_epochs()?;
         log.restore_producers(snapshots)?;
         Ok(log)
+    }
+
+    /// Brings the epoch cache in line with the log after opening it: epochs starting past a
+    /// recovered (possibly truncated) end are dropped; a log written before the cache existed
+    /// gets its records attributed to the current epoch from the log start.
+    fn reconcile_epochs(&mut self) -> Result<()> {
+        let end = self.log_end_offset();
+        let mut changed = self.epochs.truncate_from_end(end);
+        if self.epochs.latest().is_none() && end > self.log_start_offset {
+            changed |= self.epochs.assign(self.leader_epoch, self.log_start_offset);
+        }
+        if changed {
+            self.epochs.save(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// OffsetForLeaderEpoch: the largest epoch at or below `epoch` and the offset it ended at.
+    pub(crate) fn end_offset_for_epoch(&self, epoch: i32) -> EpochEnd {
+        let log_end = self.log_end_offset();
+        // The current epoch is entered in the cache at its first append; until then it starts
+        // at the log end (where Kafka's new leader would have written it).
+        let current_written = self
+            .epochs
+            .latest()
+            .is_some_and(|e| e.epoch >= self.leader_epoch);
+        if !current_written && epoch >= self.leader_epoch {
+            return EpochEnd {
+                epoch: self.leader_epoch,
+                end_offset: log_end,
+            };
+        }
+        let answer = self.epochs.end_offset_for(epoch, log_end);
+        if answer.end_offset >= 0 && answer.end_offset < self.log_start_offset {
+            // That epoch's records are gone (retention or DeleteRecords).
+            return EpochEnd::UNDEFINED;
+        }
+        answer
     }
 
     /// Loads the newest valid producer-state snapshot at or below the log end, then replays
@@ -355,6 +398,15 @@ impl PartitionLog {
             }
             next += delta + 1;
             position += len;
+        }
+        if self
+            .epochs
+            .latest()
+            .is_none_or(|e| e.epoch < self.leader_epoch)
+            && self.epochs.assign(self.leader_epoch, base_offset)
+        {
+            // Once per epoch: the first append of a new leader epoch.
+            self.epochs.save(&self.dir)?;
         }
         let index_interval = config.index_interval_bytes;
         self.active_mut().append(batches, index_interval)?;
@@ -613,6 +665,9 @@ impl PartitionLog {
         if !bases.is_empty() {
             self.producers.truncate_before(self.log_start_offset);
             self.prune_snapshots();
+        }
+        if self.epochs.truncate_from_start(self.log_start_offset) {
+            self.epochs.save(&self.dir)?;
         }
         Ok(())
     }
@@ -885,6 +940,88 @@ mod tests {
                 .log_start_offset()
         };
         assert_eq!(reopened_start, 42);
+    }
+
+    #[test]
+    fn the_epoch_cache_follows_appends_reopens_and_the_log_start() {
+        use crate::replication::epochs::CHECKPOINT_FILE;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config(2_000);
+        let mut log = PartitionLog::open(dir.path(), false, &config, None, 3, 0).expect("open");
+        assert_eq!(
+            log.end_offset_for_epoch(3),
+            EpochEnd {
+                epoch: 3,
+                end_offset: 0
+            },
+            "empty log"
+        );
+        for i in 0..10 {
+            produce(&mut log, 5, 1_000 + i, &config);
+        }
+        assert_eq!(
+            log.end_offset_for_epoch(3),
+            EpochEnd {
+                epoch: 3,
+                end_offset: 50
+            }
+        );
+        assert_eq!(log.end_offset_for_epoch(2), EpochEnd::UNDEFINED);
+        log.close().expect("close");
+        // A new epoch after a restart starts at the log end.
+        let mut log = PartitionLog::open(dir.path(), false, &config, None, 4, 0).expect("reopen");
+        assert_eq!(
+            log.end_offset_for_epoch(3),
+            EpochEnd {
+                epoch: 3,
+                end_offset: 50
+            }
+        );
+        assert_eq!(
+            log.end_offset_for_epoch(4),
+            EpochEnd {
+                epoch: 4,
+                end_offset: 50
+            }
+        );
+        produce(&mut log, 5, 2_000, &config);
+        assert_eq!(
+            log.end_offset_for_epoch(3),
+            EpochEnd {
+                epoch: 3,
+                end_offset: 50
+            }
+        );
+        assert_eq!(
+            log.end_offset_for_epoch(4),
+            EpochEnd {
+                epoch: 4,
+                end_offset: 55
+            }
+        );
+        let text = std::fs::read_to_string(dir.path().join(CHECKPOINT_FILE)).expect("checkpoint");
+        assert_eq!(text, "0\n2\n3 0\n4 50\n");
+        // Epoch 3's records deleted: its end is no longer known.
+        log.delete_records(52, 0).expect("delete");
+        assert_eq!(log.end_offset_for_epoch(3), EpochEnd::UNDEFINED);
+        assert_eq!(
+            log.end_offset_for_epoch(4),
+            EpochEnd {
+                epoch: 4,
+                end_offset: 55
+            }
+        );
+        log.close().expect("close");
+        // A log written before the checkpoint existed is attributed to the current epoch.
+        std::fs::remove_file(dir.path().join(CHECKPOINT_FILE)).expect("remove");
+        let log = PartitionLog::open(dir.path(), false, &config, Some(52), 4, 0).expect("reopen");
+        assert_eq!(
+            log.end_offset_for_epoch(4),
+            EpochEnd {
+                epoch: 4,
+                end_offset: 55
+            }
+        );
     }
 
     #[test]

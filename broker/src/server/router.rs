@@ -42,6 +42,7 @@ handlers! {
     Produce(ProduceRequest, ProduceResponse) => handlers::produce::handle,
     Fetch(FetchRequest, FetchResponse) => handlers::fetch::handle,
     ListOffsets(ListOffsetsRequest, ListOffsetsResponse) => handlers::list_offsets::handle,
+    OffsetForLeaderEpoch(OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse) => handlers::offset_for_leader_epoch::handle,
     CreateTopics(CreateTopicsRequest, CreateTopicsResponse) => handlers::create_topics::handle,
     DeleteTopics(DeleteTopicsRequest, DeleteTopicsResponse) => handlers::delete_topics::handle,
     CreatePartitions(CreatePartitionsRequest, CreatePartitionsResponse) => handlers::create_partitions::handle,

@@ -16,6 +16,7 @@ const SERVED: &[ApiKey] = &[
     ApiKey::Produce,
     ApiKey::Fetch,
     ApiKey::ListOffsets,
+    ApiKey::OffsetForLeaderEpoch,
     ApiKey::Metadata,
     ApiKey::ApiVersions,
     ApiKey::CreateTopics,
@@ -176,6 +177,9 @@ async fn every_advertised_version_of_every_api_is_answered() -> Result<()> {
             }
             ApiKey::Fetch => probe(b, c, &FetchRequest::default(), min, max).await?,
             ApiKey::ListOffsets => probe(b, c, &ListOffsetsRequest::default(), min, max).await?,
+            ApiKey::OffsetForLeaderEpoch => {
+                probe(b, c, &OffsetForLeaderEpochRequest::default(), min, max).await?
+            }
             // v0 cannot say "all topics" with null; an empty list is valid at every version.
             ApiKey::Metadata => {
                 probe(
