@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 
 use crate::config::{ConnectorConfig, WorkerConfig, prefixed};
-use crate::converter::{self, Converter};
+use crate::converter::{self, AnyConverter};
 use crate::error::Result;
 
 pub(crate) struct Converters {
-    pub(crate) key: Box<dyn Converter>,
-    pub(crate) value: Box<dyn Converter>,
+    pub(crate) key: AnyConverter,
+    pub(crate) value: AnyConverter,
     pub(crate) key_class: String,
     pub(crate) value_class: String,
 }

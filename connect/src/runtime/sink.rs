@@ -229,6 +229,7 @@ async fn convert(
         .converters
         .key
         .to_connect(&record.topic, record.key.as_deref())
+        .await
     {
         Ok(k) => k,
         Err(e) => {
@@ -243,6 +244,7 @@ async fn convert(
         .converters
         .value
         .to_connect(&record.topic, record.value.as_deref())
+        .await
     {
         Ok(v) => v,
         Err(e) => {

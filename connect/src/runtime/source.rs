@@ -150,11 +150,12 @@ async fn convert(
             return Ok(None);
         }
     };
-    let key = match pipeline.converters.key.to_bytes(
-        &record.topic,
-        record.key_schema.as_ref(),
-        &record.key,
-    ) {
+    let key = match pipeline
+        .converters
+        .key
+        .to_bytes(&record.topic, record.key_schema.as_ref(), &record.key)
+        .await
+    {
         Ok(k) => k,
         Err(e) => {
             let class = pipeline.converters.key_class.clone();
@@ -164,11 +165,12 @@ async fn convert(
             return Ok(None);
         }
     };
-    let value = match pipeline.converters.value.to_bytes(
-        &record.topic,
-        record.value_schema.as_ref(),
-        &record.value,
-    ) {
+    let value = match pipeline
+        .converters
+        .value
+        .to_bytes(&record.topic, record.value_schema.as_ref(), &record.value)
+        .await
+    {
         Ok(v) => v,
         Err(e) => {
             let class = pipeline.converters.value_class.clone();

@@ -355,3 +355,28 @@ pub(crate) fn append_lines(
     f.sync_all()?;
     Ok(())
 }
+
+/// A schema registry in-process against the broker; stopped on drop.
+pub(crate) struct TestRegistry {
+    pub(crate) url: String,
+    shutdown: CancellationToken,
+}
+
+impl TestRegistry {
+    pub(crate) async fn start(broker: &TestBroker) -> Result<Self> {
+        let mut config = fjord_schema_registry::RegistryConfig::new(broker.bootstrap());
+        config.listen = "127.0.0.1:0".into();
+        config.session_timeout = Duration::from_secs(6);
+        let shutdown = CancellationToken::new();
+        let server = fjord_schema_registry::RegistryServer::start(config, shutdown.clone()).await?;
+        let url = format!("http://{}", server.local_addr());
+        tokio::spawn(server.run());
+        Ok(TestRegistry { url, shutdown })
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
