@@ -122,19 +122,34 @@ impl Dialect {
         ))
     }
 
-    pub(crate) fn insert(self, table: &str, columns: &[String]) -> String {
+    /// `INSERT INTO t (cols) VALUES (..), (..)` for `rows` rows (parameters row by row).
+    pub(crate) fn insert_rows(self, table: &str, columns: &[String], rows: usize) -> String {
         let cols: Vec<String> = columns.iter().map(|c| quote(c)).collect();
-        let params: Vec<String> = (1..=columns.len()).map(|i| self.placeholder(i)).collect();
+        let tuples: Vec<String> = (0..rows)
+            .map(|r| {
+                let params: Vec<String> = (1..=columns.len())
+                    .map(|i| self.placeholder(r * columns.len() + i))
+                    .collect();
+                format!("({})", params.join(","))
+            })
+            .collect();
         format!(
-            "INSERT INTO {} ({}) VALUES ({})",
+            "INSERT INTO {} ({}) VALUES {}",
             quote(table),
             cols.join(","),
-            params.join(",")
+            tuples.join(",")
         )
     }
 
-    /// `INSERT .. ON CONFLICT (pk) DO UPDATE SET c = EXCLUDED.c` (the same in both).
-    pub(crate) fn upsert(self, table: &str, columns: &[String], pk: &[String]) -> String {
+    /// `INSERT .. VALUES (..), (..) ON CONFLICT (pk) DO UPDATE SET c = EXCLUDED.c` (the same in
+    /// both databases) for `rows` rows; no key may repeat within one statement.
+    pub(crate) fn upsert_rows(
+        self,
+        table: &str,
+        columns: &[String],
+        pk: &[String],
+        rows: usize,
+    ) -> String {
         let keys: Vec<String> = pk.iter().map(|k| quote(k)).collect();
         let updates: Vec<String> = columns
             .iter()
@@ -148,7 +163,7 @@ impl Dialect {
         };
         format!(
             "{} ON CONFLICT ({}) {action}",
-            self.insert(table, columns),
+            self.insert_rows(table, columns, rows),
             keys.join(",")
         )
     }
@@ -196,11 +211,11 @@ mod tests {
         let cols = vec!["id".to_string(), "name".to_string()];
         let pk = vec!["id".to_string()];
         assert_eq!(
-            Dialect::Postgres.upsert("t", &cols, &pk),
+            Dialect::Postgres.upsert_rows("t", &cols, &pk, 1),
             r#"INSERT INTO "t" ("id","name") VALUES ($1,$2) ON CONFLICT ("id") DO UPDATE SET "name"=EXCLUDED."name""#
         );
         assert_eq!(
-            Dialect::Sqlite.insert("t", &cols),
+            Dialect::Sqlite.insert_rows("t", &cols, 1),
             r#"INSERT INTO "t" ("id","name") VALUES (?,?)"#
         );
         assert_eq!(

@@ -236,6 +236,80 @@ impl SinkConnector for JdbcSinkConnector {
 /// One column to write: name, schema and value.
 type Cell = (String, Schema, SqlValue);
 
+/// A statement before consecutive inserts are merged into multi-row ones.
+enum Pending {
+    Row {
+        table: String,
+        names: Vec<String>,
+        pk: Vec<String>,
+        values: Vec<SqlValue>,
+    },
+    Stmt(String, Vec<SqlValue>),
+}
+
+/// PostgreSQL's limit on parameters per statement.
+const MAX_PARAMS: usize = 65_535;
+
+/// Turns pending rows into statements: on PostgreSQL consecutive rows for the same table and
+/// columns become one multi-row INSERT (for upserts, a repeated key starts a new statement so
+/// that the later row wins, as it would row by row); elsewhere one statement per row.
+fn coalesce(items: Vec<Pending>, dialect: Dialect, upsert: bool) -> Vec<(String, Vec<SqlValue>)> {
+    let mut out = Vec::new();
+    let mut items = items.into_iter().peekable();
+    while let Some(item) = items.next() {
+        let (table, names, pk, mut values) = match item {
+            Pending::Stmt(sql, values) => {
+                out.push((sql, values));
+                continue;
+            }
+            Pending::Row {
+                table,
+                names,
+                pk,
+                values,
+            } => (table, names, pk, values),
+        };
+        let key_of = |names: &[String], values: &[SqlValue]| -> String {
+            let key: Vec<String> = names
+                .iter()
+                .zip(values)
+                .filter(|(n, _)| pk.contains(n))
+                .map(|(_, v)| format!("{v:?}"))
+                .collect();
+            key.join("\u{1f}")
+        };
+        let mut keys = std::collections::BTreeSet::from([key_of(&names, &values)]);
+        let mut rows = 1;
+        if dialect == Dialect::Postgres {
+            while let Some(Pending::Row {
+                table: t,
+                names: n,
+                pk: p,
+                values: v,
+            }) = items.peek()
+            {
+                if *t != table || *n != names || *p != pk || (rows + 1) * names.len() > MAX_PARAMS {
+                    break;
+                }
+                if upsert && !keys.insert(key_of(n, v)) {
+                    break;
+                }
+                if let Some(Pending::Row { values: v, .. }) = items.next() {
+                    values.extend(v);
+                    rows += 1;
+                }
+            }
+        }
+        let sql = if upsert {
+            dialect.upsert_rows(&table, &names, &pk, rows)
+        } else {
+            dialect.insert_rows(&table, &names, rows)
+        };
+        out.push((sql, values));
+    }
+    out
+}
+
 enum Op {
     Write {
         table: String,
@@ -483,7 +557,7 @@ impl JdbcSinkTask {
     }
 
     async fn write_chunk(&mut self, records: &[SinkRecord]) -> Result<()> {
-        let mut statements = Vec::with_capacity(records.len());
+        let mut pending = Vec::with_capacity(records.len());
         let dialect = self.dialect();
         let mode = self.settings()?.insert_mode;
         for r in records {
@@ -491,11 +565,7 @@ impl JdbcSinkTask {
                 None => {}
                 Some(Op::Delete { table, keys }) => {
                     let names: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-                    if self
-                        .db
-                        .as_ref()
-                        .is_some_and(|_| !self.tables.contains_key(&table))
-                    {
+                    if !self.tables.contains_key(&table) {
                         // Nothing to delete from a table that does not exist.
                         let db = self
                             .db
@@ -505,7 +575,7 @@ impl JdbcSinkTask {
                             continue;
                         }
                     }
-                    statements.push((
+                    pending.push(Pending::Stmt(
                         dialect.delete(&table, &names),
                         keys.into_iter().map(|k| k.2).collect(),
                     ));
@@ -513,28 +583,29 @@ impl JdbcSinkTask {
                 Some(Op::Write { table, cells, pk }) => {
                     self.ensure_table(&table, &cells, &pk).await?;
                     let names: Vec<String> = cells.iter().map(|c| c.0.clone()).collect();
-                    let (sql, values) = match mode {
-                        InsertMode::Insert => (
-                            dialect.insert(&table, &names),
-                            cells.into_iter().map(|c| c.2).collect(),
-                        ),
-                        InsertMode::Upsert => (
-                            dialect.upsert(&table, &names, &pk),
-                            cells.into_iter().map(|c| c.2).collect(),
-                        ),
+                    match mode {
+                        InsertMode::Insert | InsertMode::Upsert => pending.push(Pending::Row {
+                            table,
+                            names,
+                            pk,
+                            values: cells.into_iter().map(|c| c.2).collect(),
+                        }),
                         InsertMode::Update => {
                             let (keys, rest): (Vec<Cell>, Vec<Cell>) =
                                 cells.into_iter().partition(|c| pk.contains(&c.0));
                             let non_keys: Vec<String> = rest.iter().map(|c| c.0.clone()).collect();
                             let key_names: Vec<String> = keys.iter().map(|c| c.0.clone()).collect();
                             let values = rest.into_iter().chain(keys).map(|c| c.2).collect();
-                            (dialect.update(&table, &non_keys, &key_names), values)
+                            pending.push(Pending::Stmt(
+                                dialect.update(&table, &non_keys, &key_names),
+                                values,
+                            ));
                         }
-                    };
-                    statements.push((sql, values));
+                    }
                 }
             }
         }
+        let statements = coalesce(pending, dialect, mode == InsertMode::Upsert);
         if statements.is_empty() {
             return Ok(());
         }
@@ -579,5 +650,52 @@ impl SinkTask for JdbcSinkTask {
         Box::pin(async move {
             self.db = None;
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: i64, name: &str) -> Pending {
+        Pending::Row {
+            table: "t".into(),
+            names: vec!["id".into(), "name".into()],
+            pk: vec!["id".into()],
+            values: vec![SqlValue::Int(id), SqlValue::Text(name.into())],
+        }
+    }
+
+    #[test]
+    fn consecutive_rows_merge_and_repeated_keys_split_upserts() {
+        let items = vec![
+            row(1, "a"),
+            row(2, "b"),
+            row(1, "c"),
+            Pending::Stmt("DELETE".into(), vec![]),
+            row(3, "d"),
+        ];
+        let out = coalesce(items, Dialect::Postgres, true);
+        let sqls: Vec<&str> = out.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(sqls.len(), 4);
+        assert!(
+            sqls[0].contains("VALUES ($1,$2),($3,$4) ON CONFLICT"),
+            "{}",
+            sqls[0]
+        );
+        assert!(
+            sqls[1].contains("VALUES ($1,$2) ON CONFLICT"),
+            "{}",
+            sqls[1]
+        );
+        assert_eq!(sqls[2], "DELETE");
+        assert_eq!(out[0].1.len(), 4);
+        // Plain inserts keep repeated keys together; SQLite stays row by row.
+        let inserts = coalesce(vec![row(1, "a"), row(1, "b")], Dialect::Postgres, false);
+        assert_eq!(inserts.len(), 1);
+        assert_eq!(
+            coalesce(vec![row(1, "a"), row(2, "b")], Dialect::Sqlite, false).len(),
+            2
+        );
     }
 }
