@@ -143,3 +143,42 @@ async fn untolerated_poison_fails_the_task_with_a_trace_and_restart_recovers() -
     connect.stop().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn source_conversion_errors_go_to_the_dlq_beyond_kafka() -> Result<()> {
+    let broker = TestBroker::start().await?;
+    let dir = tempfile::tempdir()?;
+    let input = dir.path().join("in.txt");
+    let topic = unique("src-dlq");
+    let dlq = unique("src-dlq-dead");
+    crate::harness::append_lines(&input, ["only".to_string()])?;
+    let mut connect = TestConnect::start(&broker, &[]).await?;
+    // ByteArrayConverter cannot write a string schema: every record fails conversion.
+    connect
+        .create(
+            "src",
+            json!({
+                "connector.class": "FileStreamSource", "file": input.display().to_string(), "topic": topic,
+                "value.converter": "org.apache.kafka.connect.converters.ByteArrayConverter",
+                "errors.tolerance": "all",
+                "errors.deadletterqueue.topic.name": dlq,
+                "errors.deadletterqueue.topic.replication.factor": "1",
+                "errors.deadletterqueue.context.headers.enable": "true",
+            }),
+        )
+        .await?;
+    let dead = broker.read(&dlq, 1).await?;
+    assert_eq!(dead[0].value.as_deref(), Some(&br#""only""#[..]));
+    assert_eq!(
+        header(&dead[0], "__connect.errors.stage"),
+        Some("VALUE_CONVERTER")
+    );
+    assert_eq!(
+        header(&dead[0], "__connect.errors.topic"),
+        Some(topic.as_str())
+    );
+    connect.wait_state("src", "RUNNING").await?;
+    assert_eq!(broker.end_offset(&topic).await?, 0);
+    connect.stop().await?;
+    Ok(())
+}

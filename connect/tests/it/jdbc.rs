@@ -385,3 +385,135 @@ async fn sqlite_sink_upsert_and_source_incrementing() -> Result<()> {
     connect.stop().await?;
     result
 }
+
+#[tokio::test]
+async fn postgres_timestamp_incrementing_bulk_and_query_modes() -> Result<()> {
+    let mut pg = Pg::connect().await?;
+    let broker = TestBroker::start().await?;
+    let tbl = table("events");
+    pg.own(&tbl);
+    pg.exec(&format!(
+        "CREATE TABLE \"{tbl}\" (id INT PRIMARY KEY, kind TEXT, at TIMESTAMP NOT NULL)"
+    ))
+    .await?;
+    // Two rows share a timestamp: timestamp+incrementing must not lose either.
+    pg.exec(&format!(
+        "INSERT INTO \"{tbl}\" VALUES (1, 'a', '2024-01-01 00:00:00'), (2, 'b', '2024-01-01 00:00:00'), (3, 'c', '2024-01-01 00:00:01')"
+    ))
+    .await?;
+    let mut connect = TestConnect::start(&broker, &[]).await?;
+    let prefix = format!("{tbl}-");
+    let result =
+        async {
+            connect
+            .create("ts-inc", json!({
+                "connector.class": "JdbcSourceConnector", "connection.url": PG_URL,
+                "mode": "timestamp+incrementing", "incrementing.column.name": "id",
+                "timestamp.column.name": "at", "table.whitelist": tbl, "topic.prefix": prefix,
+                "poll.interval.ms": "200", "batch.max.rows": "2",
+            }))
+            .await?;
+            connect
+            .create("bulk", json!({
+                "connector.class": "JdbcSourceConnector", "connection.url": PG_URL, "mode": "bulk",
+                "query": format!("SELECT id, kind FROM \"{tbl}\" WHERE id < 3"),
+                "topic.prefix": format!("{tbl}-bulk"), "poll.interval.ms": "60000",
+            }))
+            .await?;
+            let topic = format!("{prefix}{tbl}");
+            let records = broker.read(&topic, 3).await?;
+            let ids: Vec<Value> = records
+                .iter()
+                .map(|r| {
+                    serde_json::from_slice::<Value>(r.value.as_deref().unwrap_or_default())
+                        .map(|v| v["payload"]["id"].clone())
+                })
+                .collect::<Result<_, _>>()?;
+            assert_eq!(ids, [json!(1), json!(2), json!(3)]);
+            // A row at an existing timestamp with a higher id, and an update moving a row later.
+            pg.exec(&format!(
+                "INSERT INTO \"{tbl}\" VALUES (4, 'd', '2024-01-01 00:00:01')"
+            ))
+            .await?;
+            pg.exec(&format!(
+                "UPDATE \"{tbl}\" SET at = '2024-01-01 00:00:02' WHERE id = 1"
+            ))
+            .await?;
+            let records = broker.read(&topic, 5).await?;
+            let tail: Vec<Value> = records[3..]
+                .iter()
+                .map(|r| {
+                    serde_json::from_slice::<Value>(r.value.as_deref().unwrap_or_default())
+                        .map(|v| v["payload"]["id"].clone())
+                })
+                .collect::<Result<_, _>>()?;
+            assert_eq!(tail, [json!(4), json!(1)]);
+            let bulk = broker.read(&format!("{tbl}-bulk"), 2).await?;
+            let first: Value =
+                serde_json::from_slice(bulk[0].value.as_deref().unwrap_or_default())?;
+            assert_eq!(first["payload"], json!({"id": 1, "kind": "a"}));
+            assert_eq!(
+                first["schema"]["fields"][0],
+                json!({"field": "id", "type": "int32", "optional": true})
+            );
+            anyhow::Ok(())
+        }
+        .await;
+    connect.stop().await?;
+    pg.cleanup().await;
+    result
+}
+
+#[tokio::test]
+async fn sqlite_timestamp_mode_reads_text_timestamps() -> Result<()> {
+    let broker = TestBroker::start().await?;
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("ts.db");
+    {
+        let conn = rusqlite::Connection::open(&db)?;
+        conn.execute_batch(
+            "CREATE TABLE log (id INTEGER PRIMARY KEY, msg TEXT, updated TIMESTAMP);
+             INSERT INTO log VALUES (1, 'x', '2024-01-01 00:00:00.000'), (2, 'y', '2024-01-01 00:00:01.500');",
+        )?;
+    }
+    let topic_prefix = table("sqlts");
+    let mut connect = TestConnect::start(&broker, &[]).await?;
+    let result = async {
+        connect
+            .create(
+                "src",
+                json!({
+                    "connector.class": "io.confluent.connect.jdbc.JdbcSourceConnector",
+                    "connection.url": format!("jdbc:sqlite:{}", db.display()), "mode": "timestamp",
+                    "timestamp.column.name": "updated", "table.whitelist": "log",
+                    "topic.prefix": format!("{topic_prefix}-"), "poll.interval.ms": "200",
+                }),
+            )
+            .await?;
+        let topic = format!("{topic_prefix}-log");
+        let records = broker.read(&topic, 2).await?;
+        let v: Value = serde_json::from_slice(records[1].value.as_deref().unwrap_or_default())?;
+        assert_eq!(
+            v["payload"],
+            json!({"id": 2, "msg": "y", "updated": 1_704_067_201_500i64})
+        );
+        assert_eq!(
+            v["schema"]["fields"][2]["name"],
+            "org.apache.kafka.connect.data.Timestamp"
+        );
+        let path = db.clone();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let conn = rusqlite::Connection::open(&path)?;
+            conn.execute_batch("UPDATE log SET updated = '2024-01-01 00:00:03.000' WHERE id = 1")?;
+            Ok(())
+        })
+        .await??;
+        let records = broker.read(&topic, 3).await?;
+        let v: Value = serde_json::from_slice(records[2].value.as_deref().unwrap_or_default())?;
+        assert_eq!(v["payload"]["id"], 1);
+        anyhow::Ok(())
+    }
+    .await;
+    connect.stop().await?;
+    result
+}
