@@ -56,10 +56,25 @@ pub(crate) async fn handle(
                     }
                     Some((topic, Some(partition))) => {
                         let config = topic.config();
-                        let records = partition_data.records.unwrap_or_default();
-                        partition
-                            .append(&records, config.log(), now)
-                            .map_err(ApiError::from)
+                        // One broker: the leader is the whole ISR.
+                        let in_sync = 1;
+                        if request.acks == -1 && config.log().min_insync_replicas > in_sync {
+                            Err(ApiError::new(
+                                ErrorCode::NotEnoughReplicas,
+                                format!(
+                                    "The size of the current ISR ({in_sync}) is insufficient to \
+                                     satisfy the min.isr requirement of {} for partition {}-{index}; \
+                                     produce with acks=1 or lower min.insync.replicas",
+                                    config.log().min_insync_replicas,
+                                    topic.name()
+                                ),
+                            ))
+                        } else {
+                            let records = partition_data.records.unwrap_or_default();
+                            partition
+                                .append(&records, config.log(), now)
+                                .map_err(ApiError::from)
+                        }
                     }
                 }
             };

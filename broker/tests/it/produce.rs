@@ -224,6 +224,31 @@ async fn produce_with_acks_all_is_acknowledged() -> Result<()> {
 }
 
 #[tokio::test]
+async fn acks_all_below_min_insync_replicas_is_not_enough_replicas_and_appends_nothing()
+-> Result<()> {
+    let broker = TestBroker::start().await?;
+    let mut client = broker.client().await?;
+    create_topic(&mut client, "minisr", 1, &[("min.insync.replicas", "2")]).await?;
+    let response = client
+        .call(
+            9,
+            &produce_request("minisr", 0, -1, Bytes::from(batch(0, 2, 1_000, b"x"))),
+        )
+        .await?;
+    let p = &response.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, ErrorCode::NotEnoughReplicas.code());
+    let message = p.error_message.as_deref().unwrap_or_default();
+    assert!(message.contains("min.isr requirement of 2"), "{message}");
+    assert_eq!(log_end(&mut client, "minisr", 0).await?, 0);
+    // acks=1 does not wait for the ISR, as in Kafka.
+    assert_eq!(
+        produce_ok(&mut client, "minisr", 0, batch(0, 2, 1_000, b"y")).await?,
+        0
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn produce_with_acks_two_is_invalid_required_acks_and_appends_nothing() -> Result<()> {
     let broker = TestBroker::start().await?;
     let mut client = broker.client().await?;
