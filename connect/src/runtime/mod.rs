@@ -18,6 +18,7 @@ mod offsets;
 mod sink;
 mod source;
 mod status;
+mod validate;
 mod worker;
 
 pub use offsets::OffsetStore;
