@@ -73,6 +73,22 @@ pub(crate) fn validate(config: &BTreeMap<String, String>, worker: &WorkerConfig)
     {
         extra.entry(error_key(&e)).or_default().push(e.to_string());
     }
+    // Headers pass through as bytes; these header converters all mean that for string headers.
+    if let Some(class) = config
+        .get("header.converter")
+        .map(|c| c.trim())
+        .filter(|c| !c.is_empty())
+    {
+        let simple = class.rsplit('.').next().unwrap_or(class);
+        if !matches!(
+            simple,
+            "SimpleHeaderConverter" | "StringConverter" | "ByteArrayConverter"
+        ) {
+            extra.entry("header.converter".into()).or_default().push(format!(
+                "Class {class} could not be found; header converters: org.apache.kafka.connect.storage.SimpleHeaderConverter, StringConverter, ByteArrayConverter"
+            ));
+        }
+    }
     for (order, key) in def.keys.iter().enumerate() {
         let mut key_errors = key.errors(config);
         if let Some(more) = extra.remove(key.name) {
