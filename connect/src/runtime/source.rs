@@ -2,10 +2,11 @@
 //! batch's records are acknowledged, and written to the offsets file every
 //! `offset.flush.interval.ms` and when the task stops.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use fjord_client::ProducerRecord;
+use fjord_client::{DeliveryFuture, ProducerRecord};
 use tokio::time::Instant;
 
 use super::errors::{RawRecord, Stage};
@@ -49,13 +50,18 @@ async fn run_task(ctx: &TaskContext, task: &mut dyn SourceTask) -> Result<()> {
     let mut paused = ctx.sync_pause_status(None);
     let mut paused_rx = ctx.paused.clone();
     let mut last_flush = Instant::now();
-    loop {
+    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+    let result = loop {
         if paused {
+            if let Err(e) = retire_all(ctx, &mut in_flight).await {
+                break Err(e);
+            }
+            flush_offsets(ctx).await;
             tokio::select! {
-                _ = ctx.cancel.cancelled() => return Ok(()),
+                _ = ctx.cancel.cancelled() => break Ok(()),
                 changed = paused_rx.changed() => {
                     if changed.is_err() {
-                        return Ok(());
+                        break Ok(());
                     }
                 }
             }
@@ -63,32 +69,82 @@ async fn run_task(ctx: &TaskContext, task: &mut dyn SourceTask) -> Result<()> {
             continue;
         }
         let batch = tokio::select! {
-            _ = ctx.cancel.cancelled() => return Ok(()),
-            r = task.poll() => r?,
+            _ = ctx.cancel.cancelled() => break Ok(()),
+            r = task.poll() => r,
         };
-        if !batch.is_empty() {
-            tokio::select! {
-                _ = ctx.cancel.cancelled() => return Ok(()),
-                r = send_batch(ctx, &pipeline, batch) => r?,
+        let batch = match batch {
+            Ok(b) => b,
+            Err(e) => break Err(e),
+        };
+        let idle = batch.is_empty();
+        if !idle {
+            let sent = tokio::select! {
+                _ = ctx.cancel.cancelled() => break Ok(()),
+                r = send_batch(ctx, &pipeline, batch) => r,
+            };
+            match sent {
+                Ok(b) => in_flight.push_back(b),
+                Err(e) => break Err(e),
             }
+        }
+        // Offsets become committable in order, once their batch is acknowledged; a few
+        // batches stay in flight so that producing overlaps with polling.
+        while in_flight.len() > MAX_IN_FLIGHT || (idle && !in_flight.is_empty()) {
+            let Some(oldest) = in_flight.pop_front() else {
+                break;
+            };
+            retire(ctx, oldest).await?;
         }
         if last_flush.elapsed() >= ctx.worker.config.offset_flush_interval {
             flush_offsets(ctx).await;
             last_flush = Instant::now();
         }
         paused = ctx.sync_pause_status(Some(paused));
-        if paused {
-            flush_offsets(ctx).await;
-        }
+    };
+    // Stopping: what was sent is waited for (bounded by task.shutdown.graceful.timeout.ms),
+    // so its offsets are saved.
+    if result.is_ok() {
+        retire_all(ctx, &mut in_flight).await?;
     }
+    result
 }
 
-/// Sends a batch and, once every record is acknowledged, records its offsets.
+/// Source batches sent at once; more wait for the oldest to be acknowledged.
+const MAX_IN_FLIGHT: usize = 4;
+
+/// A sent batch: its records' delivery futures and the offsets they make committable.
+struct InFlight {
+    deliveries: Vec<(String, DeliveryFuture)>,
+    offsets: Vec<(OffsetMap, OffsetMap)>,
+}
+
+/// Waits for a batch's acknowledgements, then records its offsets.
+async fn retire(ctx: &TaskContext, batch: InFlight) -> Result<()> {
+    for (topic, d) in batch.deliveries {
+        d.await.map_err(|e| Error::Kafka {
+            context: format!("producing to {topic}"),
+            source: e,
+        })?;
+    }
+    for (p, o) in batch.offsets {
+        ctx.worker.offsets.put(&ctx.connector, p, o);
+    }
+    Ok(())
+}
+
+async fn retire_all(ctx: &TaskContext, in_flight: &mut VecDeque<InFlight>) -> Result<()> {
+    while let Some(batch) = in_flight.pop_front() {
+        retire(ctx, batch).await?;
+    }
+    Ok(())
+}
+
+/// Converts and sends a batch (without waiting for acknowledgements).
 async fn send_batch(
     ctx: &TaskContext,
     pipeline: &super::worker::Pipeline,
     batch: Vec<SourceRecord>,
-) -> Result<()> {
+) -> Result<InFlight> {
     let mut deliveries = Vec::with_capacity(batch.len());
     let mut offsets: Vec<(OffsetMap, OffsetMap)> = Vec::with_capacity(batch.len());
     for record in batch {
@@ -109,16 +165,10 @@ async fn send_batch(
             })?;
         deliveries.push((topic, delivery));
     }
-    for (topic, d) in deliveries {
-        d.await.map_err(|e| Error::Kafka {
-            context: format!("producing to {topic}"),
-            source: e,
-        })?;
-    }
-    for (p, o) in offsets {
-        ctx.worker.offsets.put(&ctx.connector, p, o);
-    }
-    Ok(())
+    Ok(InFlight {
+        deliveries,
+        offsets,
+    })
 }
 
 /// Transforms and converts one record; `None` when dropped by a transform or a tolerated error.
