@@ -13,9 +13,11 @@ use super::{Converter, base64};
 const ENVELOPE_ERROR: &str = "JsonConverter with schemas.enable requires \"schema\" and \"payload\" fields and may not contain additional fields. If you are trying to deserialize plain JSON data, set schemas.enable=false in your converter configuration.";
 
 /// JSON with or without schema envelopes.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct JsonConverter {
     pub schemas_enable: bool,
+    /// The last envelope schema read and its parsed form: records of a topic mostly share one.
+    last_schema: std::sync::Mutex<Option<(Json, Schema)>>,
 }
 
 impl JsonConverter {
@@ -33,11 +35,27 @@ impl JsonConverter {
                 ));
             }
         };
-        Ok(JsonConverter { schemas_enable })
+        Ok(JsonConverter::new(schemas_enable))
     }
 
     pub fn new(schemas_enable: bool) -> Self {
-        JsonConverter { schemas_enable }
+        JsonConverter {
+            schemas_enable,
+            last_schema: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Parses an envelope schema, reusing the last one when it is the same.
+    fn schema_of(&self, json: &Json) -> Result<Schema, String> {
+        let mut last = self.last_schema.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((j, s)) = last.as_ref()
+            && j == json
+        {
+            return Ok(s.clone());
+        }
+        let schema = json_to_schema(json)?;
+        *last = Some((json.clone(), schema.clone()));
+        Ok(schema)
     }
 }
 
@@ -93,7 +111,9 @@ impl Converter for JsonConverter {
         if schema.is_null() {
             return Ok((None, json_to_plain_value(payload)));
         }
-        let schema = json_to_schema(schema).map_err(|r| Error::conversion(what(), r))?;
+        let schema = self
+            .schema_of(schema)
+            .map_err(|r| Error::conversion(what(), r))?;
         let value = json_to_value(&schema, payload).map_err(|r| Error::conversion(what(), r))?;
         Ok((Some(schema), value))
     }
@@ -575,6 +595,23 @@ mod tests {
         let json = value_to_json(&schema, &value).unwrap();
         assert_eq!(json, json!([[1, "a"]]));
         assert_eq!(json_to_value(&schema, &json).unwrap(), value);
+    }
+
+    #[test]
+    fn alternating_schemas_are_each_read_correctly() {
+        let c = JsonConverter::new(true);
+        let a = br#"{"schema":{"type":"int32"},"payload":1}"#;
+        let b = br#"{"schema":{"type":"string","optional":true},"payload":"x"}"#;
+        for _ in 0..2 {
+            assert_eq!(
+                c.to_connect("t", Some(a)).unwrap(),
+                (Some(Schema::int32()), Value::Int(1))
+            );
+            assert_eq!(
+                c.to_connect("t", Some(b)).unwrap(),
+                (Some(Schema::string().optional()), Value::from("x"))
+            );
+        }
     }
 
     #[test]
