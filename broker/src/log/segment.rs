@@ -28,12 +28,19 @@ pub(crate) fn segment_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBu
 }
 
 /// Writes `bytes` to `path` crash-safely: temporary file, fsync, rename, fsync of the directory.
+///
+/// The temporary name is unique per write, so two writers of one file (a seal thread of a
+/// broker that was torn down in-process and the recovery of its successor) never rename each
+/// other's half-written file; recovery deletes leftover `*.tmp` files.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let unique = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = path.with_extension(format!(
-        "{}.tmp",
+        "{}.{}-{unique}.tmp",
         path.extension()
             .and_then(|e| e.to_str())
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        std::process::id()
     ));
     let mut file = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
     file.write_all(bytes)
