@@ -21,6 +21,7 @@ mod error;
 mod group;
 mod handlers;
 mod log;
+mod metadata;
 mod offsets;
 mod partition;
 mod producer_ids;

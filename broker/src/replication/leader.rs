@@ -206,10 +206,9 @@ impl LeaderState {
             if *r == self.leader {
                 continue;
             }
-            match self.followers.get(r) {
-                Some(f) => candidate = candidate.min(f.log_end),
-                // An ISR member that is not a replica holds nothing back (it cannot fetch).
-                None => {}
+            // An ISR member that is not a replica holds nothing back (it cannot fetch).
+            if let Some(f) = self.followers.get(r) {
+                candidate = candidate.min(f.log_end);
             }
         }
         if candidate > self.high_watermark {
