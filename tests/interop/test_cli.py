@@ -24,7 +24,9 @@ def run_fjord(args, timeout=20, **kwargs):
 
 
 def test_dev_command_serves_kafka(broker_factory):
-    b = broker_factory(command="dev")
+    # Ephemeral ports for the registry and Connect too: the test must not need 8081/8083 free.
+    b = broker_factory(command="dev", extra_args=["--registry-addr", "127.0.0.1:0",
+                                                  "--connect-addr", "127.0.0.1:0"])
     topic = unique("cli-dev")
     kcat_produce(b.bootstrap, topic, [Rec(b"k", b"hello from dev")])  # auto-created
     assert [r.value for r in kcat_consume(b.bootstrap, topic, partition=0)] == [b"hello from dev"]

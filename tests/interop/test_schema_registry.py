@@ -213,7 +213,8 @@ def test_two_instances_agree_and_the_survivor_takes_over_writes(kafka, registry_
 
 
 def test_fjord_dev_serves_the_registry_beside_the_broker(broker_factory):
-    dev = broker_factory(command="dev", extra_args=["--registry-addr", "127.0.0.1:0"])
+    dev = broker_factory(command="dev", extra_args=["--registry-addr", "127.0.0.1:0",
+                                                    "--connect-addr", "127.0.0.1:0"])
 
     def registry_line():
         return REGISTRY_RE.search(dev.stdout_path.read_bytes())
