@@ -492,6 +492,24 @@ mod tests {
         id
     }
 
+    /// Broker `id` restarts: it registers with the next epoch and, once caught up, is unfenced
+    /// (which re-elects leaderless partitions whose ISR holds it).
+    fn return_broker(image: &mut MetadataImage, id: i32) {
+        let epoch = image.brokers[&id].epoch + 1;
+        apply_all(
+            image,
+            &[MetadataRecord::RegisterBroker {
+                id,
+                epoch,
+                host: "127.0.0.1".into(),
+                port: 9091 + id as u16,
+                rack: None,
+            }],
+        );
+        let records = unfence_broker(image, id).unwrap();
+        apply_all(image, &records);
+    }
+
     #[test]
     fn placement_matches_kafkas_round_robin_with_shifted_followers() {
         let image = cluster(3, None);
@@ -598,19 +616,7 @@ mod tests {
         apply_all(&mut image, &records);
         assert_eq!(image.partition(id, 0).unwrap().isr, vec![1]);
         // Broker 2 comes back but is not in sync; broker 1 (the only ISR member) dies.
-        let epoch2 = image.brokers[&2].epoch + 1;
-        apply_all(
-            &mut image,
-            &[MetadataRecord::RegisterBroker {
-                id: 2,
-                epoch: epoch2,
-                host: "127.0.0.1".into(),
-                port: 9093,
-                rack: None,
-            }],
-        );
-        let records = unfence_broker(&image, 2).unwrap();
-        apply_all(&mut image, &records);
+        return_broker(&mut image, 2);
         let clean = fence_broker(&image, 1, |_| false).unwrap();
         let mut waiting = image.clone();
         apply_all(&mut waiting, &clean);
@@ -621,18 +627,7 @@ mod tests {
             "no unclean election"
         );
         // When broker 1 returns, it leads again.
-        apply_all(
-            &mut waiting,
-            &[MetadataRecord::RegisterBroker {
-                id: 1,
-                epoch: 2,
-                host: "127.0.0.1".into(),
-                port: 9092,
-                rack: None,
-            }],
-        );
-        let records = unfence_broker(&waiting, 1).unwrap();
-        apply_all(&mut waiting, &records);
+        return_broker(&mut waiting, 1);
         assert_eq!(waiting.partition(id, 0).unwrap().leader, 1);
         // With unclean election the out-of-sync replica takes over alone.
         let records = fence_broker(&image, 1, |t| t == "t").unwrap();
@@ -712,18 +707,7 @@ mod tests {
         let records = fence_broker(&image, 1, |_| false).unwrap();
         apply_all(&mut image, &records);
         assert!(image.topics[&id].partitions.values().all(|p| p.leader != 1));
-        apply_all(
-            &mut image,
-            &[MetadataRecord::RegisterBroker {
-                id: 1,
-                epoch: 2,
-                host: "127.0.0.1".into(),
-                port: 9092,
-                rack: None,
-            }],
-        );
-        let records = unfence_broker(&image, 1).unwrap();
-        apply_all(&mut image, &records);
+        return_broker(&mut image, 1);
         // Not in the ISR yet: nothing to elect.
         assert_eq!(elect_preferred_leaders(&image), vec![]);
         for (index, p) in image.topics[&id].partitions.clone() {
