@@ -11,9 +11,10 @@
 //! 3 1200
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::log::write_atomically;
 
 /// The checkpoint file's name in a partition directory.
 pub(crate) const CHECKPOINT_FILE: &str = "leader-epoch-checkpoint";
@@ -105,22 +106,13 @@ impl EpochCache {
         Ok(cache)
     }
 
-    /// Writes the checkpoint atomically (temp file, fsync, rename).
+    /// Writes the checkpoint atomically (temp file, fsync, rename, directory fsync).
     pub(crate) fn save(&self, dir: &Path) -> Result<()> {
         let mut text = format!("0\n{}\n", self.entries.len());
         for e in &self.entries {
             text.push_str(&format!("{} {}\n", e.epoch, e.start_offset));
         }
-        let path = dir.join(CHECKPOINT_FILE);
-        let tmp: PathBuf = dir.join(format!("{CHECKPOINT_FILE}.tmp"));
-        let write = || -> std::io::Result<()> {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)
-        };
-        write().map_err(|e| Error::io("write leader-epoch checkpoint", &path, e))
+        write_atomically(&dir.join(CHECKPOINT_FILE), text.as_bytes())
     }
 
     #[cfg(test)]
