@@ -11,12 +11,15 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::clock::{Clock, SystemClock};
+use crate::cluster::BrokerCluster;
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::error::{ApiError, Error, Result};
 use crate::group::{GroupConfig, GroupManager, GroupState};
 use crate::log::{OffsetCheckpoint, PartitionLog};
+use crate::metadata::image::MetadataImage;
 use crate::offsets::{OFFSETS_TOPIC, OffsetStore};
 use crate::partition::Partition;
+use crate::partition::Role;
 use crate::producer_ids::ProducerIds;
 use crate::topic::{self, Topic, TopicStore};
 
@@ -49,6 +52,12 @@ pub struct Broker {
     groups: GroupManager,
     advertised: RwLock<(String, u16)>,
     appended: watch::Sender<u64>,
+    /// Whether logs opened later (partitions assigned by the cluster) need recovery.
+    recover: bool,
+    /// The cluster link, when this broker is a node of a KRaft-style cluster.
+    cluster: std::sync::OnceLock<Arc<BrokerCluster>>,
+    /// The `__consumer_offsets` partitions this broker leads (cluster mode).
+    led_offsets: std::sync::Mutex<std::collections::BTreeSet<i32>>,
     _lock: File,
 }
 
@@ -144,10 +153,200 @@ impl Broker {
             groups: GroupManager::new(group_config),
             advertised: RwLock::new(advertised),
             appended: watch::channel(0).0,
+            recover: !clean,
+            cluster: std::sync::OnceLock::new(),
+            led_offsets: Default::default(),
             _lock: lock,
         });
         broker.load_groups();
         Ok(broker)
+    }
+
+    /// Makes this broker a cluster node: from now on the image decides what it hosts.
+    pub(crate) fn attach_cluster(&self, cluster: Arc<BrokerCluster>) {
+        if self.cluster.set(cluster).is_err() {
+            tracing::warn!("cluster link attached twice; keeping the first");
+        }
+    }
+
+    /// The cluster link, when this broker is a cluster node.
+    pub(crate) fn cluster(&self) -> Option<&Arc<BrokerCluster>> {
+        self.cluster.get()
+    }
+
+    /// Brings the hosted topics and partitions in line with the cluster's metadata image:
+    /// opens the logs of replicas assigned here, sets each partition's role (leader or
+    /// follower, at the image's leader epoch), and deletes the data of topics that were deleted
+    /// and of replicas that moved away.
+    pub(crate) fn reconcile(&self, image: &MetadataImage) {
+        let me = self.node_id();
+        let now = self.now_ms();
+        let log_starts = match self.log_start_checkpoint.read() {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "could not read the log start checkpoint");
+                Default::default()
+            }
+        };
+        let mut removed_dirs = Vec::new();
+        {
+            let mut topics = self.topics.write().unwrap_or_else(|p| p.into_inner());
+            let gone: Vec<Arc<Topic>> = topics
+                .by_id
+                .values()
+                .filter(|t| {
+                    image
+                        .topics
+                        .get(&t.id())
+                        .is_none_or(|ti| !ti.partitions.values().any(|p| p.replicas.contains(&me)))
+                })
+                .cloned()
+                .collect();
+            for topic in gone {
+                topics.by_id.remove(&topic.id());
+                topics.by_name.remove(topic.name());
+                for p in topic.partitions() {
+                    removed_dirs.push(partition_dir(
+                        &self.config.data_dir,
+                        topic.name(),
+                        p.index(),
+                    ));
+                }
+                tracing::info!(topic = topic.name(), "no longer hosting topic");
+            }
+            for ti in image.topics.values() {
+                let hosted: Vec<_> = ti
+                    .partitions
+                    .iter()
+                    .filter(|(_, p)| p.replicas.contains(&me))
+                    .collect();
+                if hosted.is_empty() {
+                    continue;
+                }
+                let config = match TopicConfig::new(ti.configs.clone(), self.config.values()) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!(topic = %ti.name, error = %e, "invalid topic configs in the metadata image; using defaults");
+                        match TopicConfig::new(Default::default(), self.config.values()) {
+                            Ok(c) => c,
+                            Err(_) => continue,
+                        }
+                    }
+                };
+                let topic = match topics.by_id.get(&ti.id) {
+                    Some(t) => {
+                        if t.config().overrides() != config.overrides() {
+                            t.set_config(config.clone());
+                        }
+                        Arc::clone(t)
+                    }
+                    None => {
+                        // A topic of the same name with another id was deleted and recreated.
+                        if let Some(old) = topics.by_name.remove(&ti.name) {
+                            topics.by_id.remove(&old.id());
+                            for p in old.partitions() {
+                                removed_dirs.push(partition_dir(
+                                    &self.config.data_dir,
+                                    old.name(),
+                                    p.index(),
+                                ));
+                            }
+                        }
+                        let t =
+                            Arc::new(Topic::new(&ti.name, ti.id, 0, config.clone(), Vec::new()));
+                        topics.by_id.insert(ti.id, Arc::clone(&t));
+                        topics.by_name.insert(ti.name.clone(), Arc::clone(&t));
+                        tracing::info!(topic = %ti.name, "hosting topic");
+                        t
+                    }
+                };
+                topic.set_declared_count(ti.partitions.len() as i32);
+                for &(&index, p) in &hosted {
+                    let partition = match topic.partition(index) {
+                        Some(existing) => existing,
+                        None => {
+                            let dir = partition_dir(&self.config.data_dir, &ti.name, index);
+                            // Removal of an earlier replica's data must not race the new log.
+                            removed_dirs.retain(|d| *d != dir);
+                            let opened = PartitionLog::open(
+                                &dir,
+                                self.recover,
+                                config.log(),
+                                log_starts.get(&(ti.name.clone(), index)).copied(),
+                                p.leader_epoch,
+                                now,
+                            );
+                            match opened {
+                                Ok(log) => {
+                                    let partition = Arc::new(Partition::new(&ti.name, index, log));
+                                    topic.add_partitions(vec![Arc::clone(&partition)]);
+                                    partition
+                                }
+                                Err(e) => {
+                                    tracing::error!(topic = %ti.name, partition = index, error = %e, "could not open the partition's log");
+                                    continue;
+                                }
+                            }
+                        }
+                    };
+                    if p.leader == me {
+                        if !matches!(partition.role(), Role::Leader { epoch } if epoch == p.leader_epoch)
+                        {
+                            tracing::info!(topic = %ti.name, partition = index, epoch = p.leader_epoch, "leading partition");
+                        }
+                        partition.become_leader(me, p, ti.id, now);
+                    } else {
+                        let role = Role::Follower {
+                            leader: p.leader,
+                            epoch: p.leader_epoch,
+                        };
+                        if partition.role() != role {
+                            partition.become_follower(p.leader, p.leader_epoch);
+                            tracing::debug!(topic = %ti.name, partition = index, ?role, "following partition");
+                        }
+                    }
+                }
+                let moved: Vec<i32> = topic
+                    .partitions()
+                    .iter()
+                    .map(|p| p.index())
+                    .filter(|i| !hosted.iter().any(|(h, _)| *h == i))
+                    .collect();
+                for index in moved {
+                    if topic.remove_partition(index).is_some() {
+                        removed_dirs.push(partition_dir(&self.config.data_dir, &ti.name, index));
+                    }
+                }
+            }
+        }
+        for dir in removed_dirs {
+            if let Err(e) = std::fs::remove_dir_all(&dir)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not remove partition data");
+            }
+        }
+        // Group coordination follows the leadership of `__consumer_offsets` partitions.
+        if let Some(offsets) = self.topic(OFFSETS_TOPIC) {
+            let led: std::collections::BTreeSet<i32> = offsets
+                .partitions()
+                .iter()
+                .filter(|p| matches!(p.role(), Role::Leader { .. }))
+                .map(|p| p.index())
+                .collect();
+            let mut previous = self.led_offsets.lock().unwrap_or_else(|p| p.into_inner());
+            if *previous != led {
+                let gained = led.iter().any(|p| !previous.contains(p));
+                *previous = led;
+                drop(previous);
+                if gained {
+                    match self.offsets.load(&offsets) {
+                        Ok(()) => self.load_groups(),
+                        Err(e) => tracing::error!(error = %e, "could not load committed offsets"),
+                    }
+                }
+            }
+        }
     }
 
     pub fn config(&self) -> &BrokerConfig {
@@ -158,8 +357,13 @@ impl Broker {
         self.config.node_id
     }
 
-    pub fn cluster_id(&self) -> &str {
-        &self.cluster_id
+    pub fn cluster_id(&self) -> String {
+        if let Some(cluster) = self.cluster()
+            && let Some(id) = cluster.image().image.cluster_id.clone()
+        {
+            return id;
+        }
+        self.cluster_id.clone()
     }
 
     pub(crate) fn now_ms(&self) -> i64 {
@@ -206,6 +410,13 @@ impl Broker {
     pub(crate) fn offsets_topic(&self) -> Result<Arc<Topic>, ApiError> {
         if let Some(topic) = self.topic(OFFSETS_TOPIC) {
             return Ok(topic);
+        }
+        if self.cluster().is_some() {
+            // In a cluster the controller creates it (FindCoordinator asks for that).
+            return Err(ApiError::new(
+                ErrorCode::NotCoordinator,
+                "This broker hosts no partition of __consumer_offsets.",
+            ));
         }
         let overrides = BTreeMap::from([
             ("cleanup.policy".to_string(), "compact".to_string()),
@@ -580,7 +791,7 @@ fn read_or_create_meta(dir: &Path, node_id: i32) -> Result<String> {
 }
 
 /// Kafka's cluster ids are a UUID in URL-safe base64 without padding (22 characters).
-fn base64_url(bytes: &[u8]) -> String {
+pub(crate) fn base64_url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {

@@ -50,6 +50,9 @@ pub enum Error {
         source: std::io::Error,
     },
     /// Another broker holds the data directory's lock.
+    #[error("cluster: {reason}")]
+    Cluster { reason: String },
+
     #[error("data directory {path} is in use by another broker (its .lock is held)")]
     DataDirInUse { path: PathBuf },
     /// A metadata file could not be parsed.
@@ -85,9 +88,10 @@ impl Error {
             }
             Error::UnknownTopicOrPartition { .. } => ErrorCode::UnknownTopicOrPartition,
             Error::Config(_) => ErrorCode::InvalidConfig,
-            Error::CorruptMetadata { .. } | Error::DataDirInUse { .. } | Error::Bind { .. } => {
-                ErrorCode::UnknownServerError
-            }
+            Error::CorruptMetadata { .. }
+            | Error::DataDirInUse { .. }
+            | Error::Bind { .. }
+            | Error::Cluster { .. } => ErrorCode::UnknownServerError,
         }
     }
 }

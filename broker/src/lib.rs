@@ -16,6 +16,7 @@
 
 mod broker;
 mod clock;
+mod cluster;
 pub mod config;
 mod error;
 mod group;
@@ -35,6 +36,7 @@ pub mod fuzzing;
 
 pub use broker::Broker;
 pub use clock::{Clock, SystemClock};
+pub use cluster::Node;
 pub use config::BrokerConfig;
 pub use error::{ApiError, Error, Result};
 pub use log::SequenceError;

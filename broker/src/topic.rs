@@ -62,7 +62,11 @@ pub(crate) struct Topic {
     id: Uuid,
     leader_epoch: i32,
     config: RwLock<Arc<TopicConfig>>,
-    partitions: RwLock<Vec<Arc<Partition>>>,
+    /// The partitions this broker hosts, by index (all of them on a single broker; in a
+    /// cluster, those this broker holds a replica of).
+    partitions: RwLock<BTreeMap<i32, Arc<Partition>>>,
+    /// The topic's partition count in the cluster's image (-1: every partition is hosted here).
+    declared: std::sync::atomic::AtomicI32,
 }
 
 impl Topic {
@@ -78,7 +82,8 @@ impl Topic {
             id,
             leader_epoch,
             config: RwLock::new(Arc::new(config)),
-            partitions: RwLock::new(partitions),
+            partitions: RwLock::new(partitions.into_iter().map(|p| (p.index(), p)).collect()),
+            declared: std::sync::atomic::AtomicI32::new(-1),
         }
     }
 
@@ -107,29 +112,52 @@ impl Topic {
         self.partitions
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .values()
+            .cloned()
+            .collect()
     }
 
     pub(crate) fn partition(&self, index: i32) -> Option<Arc<Partition>> {
-        let partitions = self.partitions.read().unwrap_or_else(|p| p.into_inner());
-        usize::try_from(index)
-            .ok()
-            .and_then(|i| partitions.get(i))
-            .cloned()
-    }
-
-    pub(crate) fn partition_count(&self) -> i32 {
         self.partitions
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .len() as i32
+            .get(&index)
+            .cloned()
+    }
+
+    /// Stops hosting a partition (it moved away); returns it.
+    pub(crate) fn remove_partition(&self, index: i32) -> Option<Arc<Partition>> {
+        self.partitions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&index)
+    }
+
+    /// Records the partition count the cluster's image gives the topic.
+    pub(crate) fn set_declared_count(&self, count: i32) {
+        self.declared
+            .store(count, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The number of partitions: the image's count in a cluster, else the hosted ones.
+    pub(crate) fn partition_count(&self) -> i32 {
+        let declared = self.declared.load(std::sync::atomic::Ordering::Acquire);
+        if declared >= 0 {
+            return declared;
+        }
+        self.partitions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .next_back()
+            .map_or(0, |last| last + 1)
     }
 
     pub(crate) fn add_partitions(&self, added: Vec<Arc<Partition>>) {
         self.partitions
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .extend(added);
+            .extend(added.into_iter().map(|p| (p.index(), p)));
     }
 
     /// Persists the topic's record.

@@ -1,5 +1,6 @@
-//! `fjord connect standalone WORKER.properties CONNECTOR.json...`: a Kafka-Connect-compatible
-//! standalone worker (REST API on port 8083), and the worker inside `fjord dev`.
+//! `fjord connect standalone WORKER.properties CONNECTOR.json...` and `fjord connect distributed
+//! WORKER.properties`: Kafka-Connect-compatible workers (REST API on port 8083), and the worker
+//! inside `fjord dev`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -7,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use fjord_connect::config::read_config_file;
-use fjord_connect::{ConnectServer, WorkerConfig};
+use fjord_connect::{ConnectServer, DistributedConfig, WorkerConfig};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Args)]
@@ -21,7 +22,8 @@ enum Mode {
     /// One worker; source offsets in offset.storage.file.filename; connectors from the files
     /// given and the REST API.
     Standalone(StandaloneArgs),
-    /// Workers that share connectors through a group (not implemented yet).
+    /// One worker of a group (`group.id`) that shares connectors and tasks; configs, offsets
+    /// and statuses in the connect-configs, connect-offsets and connect-status topics.
     Distributed(DistributedArgs),
 }
 
@@ -35,17 +37,14 @@ struct StandaloneArgs {
 
 #[derive(Debug, Args)]
 struct DistributedArgs {
-    /// Worker config (connect-distributed.properties).
+    /// Worker config: Java properties (connect-distributed.properties) or a JSON object.
     worker: PathBuf,
 }
 
 pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<()> {
     match args.mode {
         Mode::Standalone(a) => standalone(a).await,
-        Mode::Distributed(a) => anyhow::bail!(
-            "distributed mode is not implemented yet (worker config {}); use `fjord connect standalone`",
-            a.worker.display()
-        ),
+        Mode::Distributed(a) => distributed(a).await,
     }
 }
 
@@ -75,6 +74,22 @@ async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
             anyhow::bail!("connector config {}: {e}", path.display());
         }
     }
+    server.run().await?;
+    Ok(())
+}
+
+async fn distributed(args: DistributedArgs) -> anyhow::Result<()> {
+    let values = read(&args.worker)?;
+    let config = WorkerConfig::from_properties(&values).context("invalid worker config")?;
+    let cluster = DistributedConfig::from_properties(&values).context("invalid worker config")?;
+    let group = cluster.group_id.clone();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(crate::stop_on_signal(shutdown.clone()));
+    let server = ConnectServer::start_distributed(config, cluster, shutdown).await?;
+    println!(
+        "Fjord Connect (distributed, group {group}) REST API on http://{}",
+        server.local_addr()
+    );
     server.run().await?;
     Ok(())
 }

@@ -19,10 +19,12 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
 };
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    ConsumerProtocolAssignment, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest,
-    DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
-    DescribeGroupsRequest, FindCoordinatorRequest, GroupId, IncrementalAlterConfigsRequest,
-    ListGroupsRequest, MetadataRequest, OffsetFetchRequest, TopicName,
+    AlterPartitionReassignmentsRequest, BrokerId, ConsumerProtocolAssignment,
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest, DeleteRecordsRequest,
+    DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+    ElectLeadersRequest, FindCoordinatorRequest, GroupId, IncrementalAlterConfigsRequest,
+    ListGroupsRequest, ListPartitionReassignmentsRequest, MetadataRequest, OffsetFetchRequest,
+    TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Request};
 use tokio::sync::Mutex;
@@ -603,6 +605,143 @@ impl Admin {
             controller_id: response.controller_id.0,
             brokers,
         })
+    }
+}
+
+/// A partition reassignment in progress (ListPartitionReassignments).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reassignment {
+    pub topic: String,
+    pub partition: i32,
+    /// The replicas now: old and new together while data is copied.
+    pub replicas: Vec<i32>,
+    pub adding: Vec<i32>,
+    pub removing: Vec<i32>,
+}
+
+impl Admin {
+    /// Preferred-leader election (ElectLeaders): for `partitions`, or every partition when
+    /// `None`. Returns each partition's outcome: `None` when its leader moved or was already
+    /// preferred, else the error.
+    pub async fn elect_preferred_leaders(
+        &self,
+        partitions: Option<&[(String, i32)]>,
+    ) -> Result<Vec<(String, i32, Option<String>)>> {
+        use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+        let topic_partitions = partitions.map(|ps| {
+            let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+            for (t, p) in ps {
+                by_topic.entry(t.as_str()).or_default().push(*p);
+            }
+            by_topic
+                .into_iter()
+                .map(|(t, ps)| {
+                    TopicPartitions::default()
+                        .with_topic(TopicName(s(t)))
+                        .with_partitions(ps)
+                })
+                .collect()
+        });
+        let request = ElectLeadersRequest::default()
+            .with_election_type(0)
+            .with_topic_partitions(topic_partitions)
+            .with_timeout_ms(30_000);
+        let response = self.call(&request, 1).await?;
+        if response.error_code != 0 {
+            return Err(Error::broker("electing leaders", response.error_code, None));
+        }
+        let mut out = Vec::new();
+        for topic in response.replica_election_results {
+            for p in topic.partition_result {
+                // ELECTION_NOT_NEEDED (84): already led by the preferred replica.
+                let error = (p.error_code != 0 && p.error_code != 84).then(|| {
+                    let code = kafka_protocol::error::ResponseError::try_from_code(p.error_code)
+                        .map_or_else(|| format!("error {}", p.error_code), |c| format!("{c:?}"));
+                    match p.error_message {
+                        Some(m) => format!("{code}: {m}"),
+                        None => code,
+                    }
+                });
+                out.push((topic.topic.0.to_string(), p.partition_id, error));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Moves a partition's replicas to `replicas` (AlterPartitionReassignments); `None`
+    /// cancels a reassignment in progress.
+    pub async fn reassign_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        replicas: Option<Vec<i32>>,
+    ) -> Result<()> {
+        use kafka_protocol::messages::alter_partition_reassignments_request::{
+            ReassignablePartition, ReassignableTopic,
+        };
+        let request = AlterPartitionReassignmentsRequest::default()
+            .with_timeout_ms(30_000)
+            .with_topics(vec![
+                ReassignableTopic::default()
+                    .with_name(TopicName(s(topic)))
+                    .with_partitions(vec![
+                        ReassignablePartition::default()
+                            .with_partition_index(partition)
+                            .with_replicas(replicas.map(|r| r.into_iter().map(BrokerId).collect())),
+                    ]),
+            ]);
+        let response = self.call(&request, 0).await?;
+        if response.error_code != 0 {
+            return Err(Error::broker(
+                format!("reassigning {topic}-{partition}"),
+                response.error_code,
+                response.error_message.map(|m| m.to_string()),
+            ));
+        }
+        for t in response.responses {
+            for p in t.partitions {
+                if p.error_code != 0 {
+                    return Err(Error::broker(
+                        format!("reassigning {topic}-{partition}"),
+                        p.error_code,
+                        p.error_message.map(|m| m.to_string()),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reassignments in progress (ListPartitionReassignments).
+    pub async fn list_reassignments(&self) -> Result<Vec<Reassignment>> {
+        let response = self
+            .call(
+                &ListPartitionReassignmentsRequest::default().with_timeout_ms(30_000),
+                0,
+            )
+            .await?;
+        if response.error_code != 0 {
+            return Err(Error::broker(
+                "listing reassignments",
+                response.error_code,
+                response.error_message.map(|m| m.to_string()),
+            ));
+        }
+        let ids = |v: Vec<BrokerId>| v.into_iter().map(|b| b.0).collect();
+        Ok(response
+            .topics
+            .into_iter()
+            .flat_map(|t| {
+                let topic = t.name.0.to_string();
+                t.partitions.into_iter().map(move |p| Reassignment {
+                    topic: topic.clone(),
+                    partition: p.partition_index,
+                    replicas: ids(p.replicas),
+                    adding: ids(p.adding_replicas),
+                    removing: ids(p.removing_replicas),
+                })
+            })
+            .collect())
     }
 }
 

@@ -25,12 +25,13 @@ mod requests;
 
 pub use admin::{
     Admin, ClusterDescription, GroupDescription, GroupListing, MemberDescription, OffsetSpec,
-    TopicPartition,
+    Reassignment, TopicPartition,
 };
 pub use connection::Connection;
 pub use consumer::{
     AssignmentStrategy, CommitCallback, ConfigError, Consumer, ConsumerConfig, ConsumerRecord,
-    IsolationLevel, OffsetReset, RebalanceListener, Topic,
+    GroupMember, HeartbeatOutcome, IsolationLevel, JoinedGroup, OffsetReset, RebalanceListener,
+    Topic,
 };
 pub use error::{Error, Result};
 pub use producer::{

@@ -47,6 +47,104 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         doc: "Directory holding the data, when `log.dirs` is not set.",
     },
     ConfigDef {
+        name: "process.roles",
+        kind: ConfigType::List,
+        default: None,
+        validator: Validator::ListOf(&["broker", "controller"]),
+        doc: "KRaft roles of this node: `broker`, `controller` or both. Unset: a single broker without a quorum (Fjord's standalone mode).",
+    },
+    ConfigDef {
+        name: "controller.quorum.voters",
+        kind: ConfigType::List,
+        default: None,
+        validator: Validator::Any,
+        doc: "The controller quorum: `id@host:port` for each voter (`1@127.0.0.1:9093,2@127.0.0.1:9094,...`). Required with `process.roles`.",
+    },
+    ConfigDef {
+        name: "controller.listener.names",
+        kind: ConfigType::List,
+        default: Some("CONTROLLER"),
+        validator: Validator::Any,
+        doc: "The name of the listener in `listeners` that controllers serve the quorum on.",
+    },
+    ConfigDef {
+        name: "broker.rack",
+        kind: ConfigType::String,
+        default: None,
+        validator: Validator::Any,
+        doc: "This broker's rack; replica placement spreads each partition's replicas across racks.",
+    },
+    ConfigDef {
+        name: "broker.session.timeout.ms",
+        kind: ConfigType::Int,
+        default: Some("9000"),
+        validator: Validator::AtLeast(1),
+        doc: "A broker that has not heartbeated to the active controller for this long is fenced: it leaves every ISR and its partitions get new leaders.",
+    },
+    ConfigDef {
+        name: "broker.heartbeat.interval.ms",
+        kind: ConfigType::Int,
+        default: Some("2000"),
+        validator: Validator::AtLeast(1),
+        doc: "How often a broker heartbeats to the active controller.",
+    },
+    ConfigDef {
+        name: "controller.quorum.election.timeout.ms",
+        kind: ConfigType::Int,
+        default: Some("1000"),
+        validator: Validator::AtLeast(10),
+        doc: "How long a controller waits without hearing from the quorum leader before it starts an election (randomized up to twice this).",
+    },
+    ConfigDef {
+        name: "replica.lag.time.max.ms",
+        kind: ConfigType::Long,
+        default: Some("30000"),
+        validator: Validator::AtLeast(1),
+        doc: "A follower that has not caught up with the leader's log end for this long is removed from the ISR.",
+    },
+    ConfigDef {
+        name: "replica.fetch.wait.max.ms",
+        kind: ConfigType::Int,
+        default: Some("500"),
+        validator: Validator::AtLeast(0),
+        doc: "How long a follower's fetch waits at the leader for new data.",
+    },
+    ConfigDef {
+        name: "replica.fetch.max.bytes",
+        kind: ConfigType::Int,
+        default: Some("1048576"),
+        validator: Validator::AtLeast(1),
+        doc: "Bytes a follower asks for per partition in one fetch (at least one batch is always returned).",
+    },
+    ConfigDef {
+        name: "unclean.leader.election.enable",
+        kind: ConfigType::Boolean,
+        default: Some("false"),
+        validator: Validator::Any,
+        doc: "Default for topics: elect a replica outside the ISR when no ISR member is alive (may lose acknowledged records).",
+    },
+    ConfigDef {
+        name: "auto.leader.rebalance.enable",
+        kind: ConfigType::Boolean,
+        default: Some("true"),
+        validator: Validator::Any,
+        doc: "Whether the controller moves leadership back to each partition's preferred (first) replica.",
+    },
+    ConfigDef {
+        name: "leader.imbalance.check.interval.seconds",
+        kind: ConfigType::Long,
+        default: Some("300"),
+        validator: Validator::AtLeast(1),
+        doc: "How often the controller checks for partitions not led by their preferred replica.",
+    },
+    ConfigDef {
+        name: "offsets.topic.replication.factor",
+        kind: ConfigType::Int,
+        default: Some("3"),
+        validator: Validator::AtLeast(1),
+        doc: "Replication factor of `__consumer_offsets` in a cluster (with `process.roles`); capped at the number of registered brokers.",
+    },
+    ConfigDef {
         name: "auto.create.topics.enable",
         kind: ConfigType::Boolean,
         default: Some("true"),
@@ -339,8 +437,45 @@ pub struct BrokerConfig {
     pub offsets_retention_minutes: i64,
     /// `offsets.retention.check.interval.ms`.
     pub offsets_retention_check_interval_ms: u64,
+    /// KRaft settings, when `process.roles` is set.
+    pub cluster: Option<ClusterSettings>,
     /// Every key set explicitly, validated (topic defaults are resolved from these).
     values: BTreeMap<String, String>,
+}
+
+/// A node's cluster settings (`process.roles`, the quorum, the timeouts).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterSettings {
+    /// `process.roles` contains `broker`.
+    pub broker: bool,
+    /// `process.roles` contains `controller`.
+    pub controller: bool,
+    /// The controller listener's address (from `listeners`), for controllers.
+    pub controller_listener: Option<SocketAddr>,
+    /// `controller.quorum.voters`: node id to `host:port`.
+    pub voters: BTreeMap<u64, String>,
+    /// `broker.rack`.
+    pub rack: Option<String>,
+    /// `broker.session.timeout.ms`.
+    pub session_timeout_ms: u64,
+    /// `broker.heartbeat.interval.ms`.
+    pub heartbeat_interval_ms: u64,
+    /// `controller.quorum.election.timeout.ms`.
+    pub election_timeout_ms: u64,
+    /// `replica.lag.time.max.ms`.
+    pub replica_lag_time_max_ms: i64,
+    /// `replica.fetch.wait.max.ms`.
+    pub replica_fetch_wait_max_ms: i32,
+    /// `replica.fetch.max.bytes`.
+    pub replica_fetch_max_bytes: i32,
+    /// `unclean.leader.election.enable`.
+    pub unclean_leader_election: bool,
+    /// `auto.leader.rebalance.enable`.
+    pub auto_leader_rebalance: bool,
+    /// `leader.imbalance.check.interval.seconds`, in ms.
+    pub leader_imbalance_check_interval_ms: u64,
+    /// `offsets.topic.replication.factor`.
+    pub offsets_topic_replication_factor: i16,
 }
 
 impl BrokerConfig {
@@ -367,11 +502,18 @@ impl BrokerConfig {
             .collect();
         all.extend(known.clone());
         let listeners = all.get("listeners").cloned().unwrap_or_default();
-        let listener = parse_listener(&listeners)?
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut a| a.next())
-            .ok_or_else(|| invalid("listeners", &listeners, "host does not resolve"))?;
+        let cluster = parse_cluster(&all)?;
+        let controller_only = cluster.as_ref().is_some_and(|c| !c.broker);
+        let listener = if controller_only {
+            "127.0.0.1:0".parse().ok()
+        } else {
+            parse_listener(&listeners)?
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut a| a.next())
+        };
+        let listener =
+            listener.ok_or_else(|| invalid("listeners", &listeners, "host does not resolve"))?;
         let advertised = match all.get("advertised.listeners") {
             Some(text) => {
                 let (host, port) = parse_listener(text)?;
@@ -419,6 +561,7 @@ impl BrokerConfig {
             offsets_retention_minutes: get(&all, "offsets.retention.minutes").unwrap_or(10_080),
             offsets_retention_check_interval_ms: get(&all, "offsets.retention.check.interval.ms")
                 .unwrap_or(600_000),
+            cluster,
             values: known,
         })
     }
@@ -483,6 +626,133 @@ fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
         value: value.into(),
         reason: reason.into(),
     }
+}
+
+/// The KRaft settings, when `process.roles` is set.
+fn parse_cluster(all: &BTreeMap<String, String>) -> Result<Option<ClusterSettings>, ConfigError> {
+    let Some(roles) = all.get("process.roles") else {
+        return Ok(None);
+    };
+    let roles: Vec<&str> = roles.split(',').map(str::trim).collect();
+    let broker = roles.contains(&"broker");
+    let controller = roles.contains(&"controller");
+    if !broker && !controller {
+        return Err(invalid(
+            "process.roles",
+            &roles.join(","),
+            "expected broker, controller or both",
+        ));
+    }
+    let voters_text = all
+        .get("controller.quorum.voters")
+        .cloned()
+        .unwrap_or_default();
+    let mut voters = BTreeMap::new();
+    for voter in voters_text
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        let (id, addr) = voter.split_once('@').ok_or_else(|| {
+            invalid(
+                "controller.quorum.voters",
+                &voters_text,
+                "expected id@host:port entries",
+            )
+        })?;
+        let id: u64 = id.trim().parse().map_err(|_| {
+            invalid(
+                "controller.quorum.voters",
+                &voters_text,
+                "a voter id is not a number",
+            )
+        })?;
+        if addr
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+            .is_none()
+        {
+            return Err(invalid(
+                "controller.quorum.voters",
+                &voters_text,
+                "a voter address is not host:port",
+            ));
+        }
+        voters.insert(id, addr.trim().to_string());
+    }
+    if voters.is_empty() {
+        return Err(invalid(
+            "controller.quorum.voters",
+            &voters_text,
+            "process.roles needs the quorum's voters (id@host:port,...)",
+        ));
+    }
+    let node_id: u64 = get(all, "node.id").unwrap_or(1);
+    let names: Vec<String> = all
+        .get("controller.listener.names")
+        .map(|v| {
+            v.split(',')
+                .map(|n| n.trim().to_ascii_uppercase())
+                .collect()
+        })
+        .unwrap_or_else(|| vec!["CONTROLLER".into()]);
+    let listeners = all.get("listeners").cloned().unwrap_or_default();
+    let controller_listener = if controller {
+        if !voters.contains_key(&node_id) {
+            return Err(invalid(
+                "controller.quorum.voters",
+                &voters_text,
+                &format!("node.id {node_id} has the controller role but is not a voter"),
+            ));
+        }
+        let entry = listeners
+            .split(',')
+            .map(str::trim)
+            .find(|l| {
+                l.split_once("://")
+                    .is_some_and(|(name, _)| names.contains(&name.to_ascii_uppercase()))
+            })
+            .ok_or_else(|| {
+                invalid(
+                    "listeners",
+                    &listeners,
+                    "a controller needs a CONTROLLER://HOST:PORT listener",
+                )
+            })?;
+        let address = entry.split_once("://").map_or(entry, |(_, rest)| rest);
+        let addr = address
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| invalid("listeners", &listeners, "controller host does not resolve"))?;
+        Some(addr)
+    } else {
+        None
+    };
+    let flag =
+        |key: &str, default: bool| all.get(key).and_then(|v| parse_bool(v)).unwrap_or(default);
+    Ok(Some(ClusterSettings {
+        broker,
+        controller,
+        controller_listener,
+        voters,
+        rack: all.get("broker.rack").cloned(),
+        session_timeout_ms: get(all, "broker.session.timeout.ms").unwrap_or(9_000),
+        heartbeat_interval_ms: get(all, "broker.heartbeat.interval.ms").unwrap_or(2_000),
+        election_timeout_ms: get(all, "controller.quorum.election.timeout.ms").unwrap_or(1_000),
+        replica_lag_time_max_ms: get(all, "replica.lag.time.max.ms").unwrap_or(30_000),
+        replica_fetch_wait_max_ms: get(all, "replica.fetch.wait.max.ms").unwrap_or(500),
+        replica_fetch_max_bytes: get(all, "replica.fetch.max.bytes").unwrap_or(1_048_576),
+        unclean_leader_election: flag("unclean.leader.election.enable", false),
+        auto_leader_rebalance: flag("auto.leader.rebalance.enable", true),
+        leader_imbalance_check_interval_ms: get::<u64>(
+            all,
+            "leader.imbalance.check.interval.seconds",
+        )
+        .unwrap_or(300)
+        .saturating_mul(1000),
+        offsets_topic_replication_factor: get(all, "offsets.topic.replication.factor").unwrap_or(3),
+    }))
 }
 
 /// Picks the client listener from a `listeners` value and splits it into host and port.

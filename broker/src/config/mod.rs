@@ -6,7 +6,7 @@ mod topic;
 
 use std::collections::BTreeMap;
 
-pub use broker::{BROKER_CONFIGS, BrokerConfig};
+pub use broker::{BROKER_CONFIGS, BrokerConfig, ClusterSettings};
 pub(crate) use topic::broker_synonyms;
 pub use topic::{
     CleanupPolicy, ConfigSource, LogConfig, TOPIC_CONFIGS, TimestampType, TopicConfig,

@@ -27,10 +27,9 @@ pub(crate) async fn handle(
     _header: &RequestHeader,
     request: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
-    let responses = request
-        .resources
-        .into_iter()
-        .map(|resource| {
+    let mut responses = Vec::new();
+    for resource in request.resources {
+        {
             let outcome = apply(
                 broker,
                 resource.resource_type,
@@ -49,7 +48,8 @@ pub(crate) async fn handle(
                     }
                     Ok(overrides)
                 },
-            );
+            )
+            .await;
             let mut response = alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name);
@@ -57,9 +57,9 @@ pub(crate) async fn handle(
                 response.error_code = e.code.code();
                 response.error_message = Some(wire(&e.message));
             }
-            response
-        })
-        .collect();
+            responses.push(response);
+        }
+    }
     AlterConfigsResponse::default().with_responses(responses)
 }
 
@@ -68,10 +68,9 @@ pub(crate) async fn handle_incremental(
     _header: &RequestHeader,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
-    let responses = request
-        .resources
-        .into_iter()
-        .map(|resource| {
+    let mut responses = Vec::new();
+    for resource in request.resources {
+        {
             let outcome = apply(broker, resource.resource_type, &resource.resource_name, request.validate_only, |current| {
                 let mut overrides = current.clone();
                 let mut seen = HashSet::new();
@@ -115,23 +114,24 @@ pub(crate) async fn handle_incremental(
                     }
                 }
                 Ok(overrides)
-            });
-            let mut response = incremental_alter_configs_response::AlterConfigsResourceResponse::default()
-                .with_resource_type(resource.resource_type)
-                .with_resource_name(resource.resource_name);
+            }).await;
+            let mut response =
+                incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                    .with_resource_type(resource.resource_type)
+                    .with_resource_name(resource.resource_name);
             if let Err(e) = outcome {
                 response.error_code = e.code.code();
                 response.error_message = Some(wire(&e.message));
             }
-            response
-        })
-        .collect();
+            responses.push(response);
+        }
+    }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 
 /// Resolves the resource, computes its new overrides from the current ones, validates them and
 /// (unless `validate_only`) stores them.
-fn apply(
+async fn apply(
     broker: &Broker,
     resource_type: i8,
     name: &StrBytes,
@@ -139,6 +139,32 @@ fn apply(
     change: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ApiError>,
 ) -> Result<(), ApiError> {
     match resource_type {
+        TOPIC if broker.cluster().is_some() => {
+            let Some(cluster) = broker.cluster() else {
+                return Ok(());
+            };
+            let current = cluster
+                .image()
+                .image
+                .topic(name.as_str())
+                .map(|t| t.configs.clone())
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::UnknownTopicOrPartition,
+                        format!("Topic {} does not exist", name.as_str()),
+                    )
+                })?;
+            let overrides = change(&current)?;
+            broker.topic_config(overrides.clone())?;
+            cluster
+                .write(crate::cluster::ControllerRequest::SetTopicConfigs {
+                    topic: name.to_string(),
+                    configs: overrides,
+                    validate_only,
+                })
+                .await?;
+            Ok(())
+        }
         TOPIC => {
             let topic = broker.topic(name.as_str()).ok_or_else(|| {
                 ApiError::new(

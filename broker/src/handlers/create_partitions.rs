@@ -14,10 +14,33 @@ pub(crate) async fn handle(
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let node = broker.node_id();
-    let results = request
-        .topics
-        .into_iter()
-        .map(|wanted| {
+    let mut results = Vec::new();
+    for wanted in request.topics {
+        if let Some(cluster) = broker.cluster() {
+            let outcome = if wanted.assignments.is_some() {
+                Err(ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    "Manual replica assignments are not supported yet; give only the count.",
+                ))
+            } else {
+                cluster
+                    .write(crate::cluster::ControllerRequest::CreatePartitions {
+                        topic: wanted.name.0.to_string(),
+                        count: wanted.count,
+                        validate_only: request.validate_only,
+                    })
+                    .await
+                    .map(|_| ())
+            };
+            let mut result = CreatePartitionsTopicResult::default().with_name(wanted.name);
+            if let Err(error) = outcome {
+                result.error_code = error.code.code();
+                result.error_message = Some(wire(&error.message));
+            }
+            results.push(result);
+            continue;
+        }
+        {
             let outcome = match broker.topic(wanted.name.0.as_str()) {
                 None => Err(ApiError::new(
                     ErrorCode::UnknownTopicOrPartition,
@@ -42,8 +65,8 @@ pub(crate) async fn handle(
                 result.error_code = error.code.code();
                 result.error_message = Some(wire(&error.message));
             }
-            result
-        })
-        .collect();
+            results.push(result);
+        }
+    }
     CreatePartitionsResponse::default().with_results(results)
 }

@@ -26,10 +26,9 @@ pub(crate) async fn handle(
         .map(|t| t.name.0.to_string())
         .filter(|n| !seen.insert(n.clone()))
         .collect();
-    let topics = request
-        .topics
-        .into_iter()
-        .map(|wanted| {
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for wanted in request.topics {
+        {
             let name = wanted.name.clone();
             let mut result = CreatableTopicResult::default().with_name(name.clone());
             let outcome = if duplicates.contains(name.0.as_str()) {
@@ -40,14 +39,16 @@ pub(crate) async fn handle(
                         name.0.as_str()
                     ),
                 ))
+            } else if let Some(cluster) = broker.cluster() {
+                create_in_cluster(broker, cluster, wanted, request.validate_only).await
             } else {
-                create(broker, wanted, request.validate_only)
+                create(broker, wanted, request.validate_only).map(|(p, c, id)| (p, 1, c, id))
             };
             match outcome {
-                Ok((partitions, config, id)) => {
+                Ok((partitions, replication, config, id)) => {
                     if version >= 5 {
                         result.num_partitions = partitions;
-                        result.replication_factor = 1;
+                        result.replication_factor = replication;
                         result.configs = Some(
                             config
                                 .entries()
@@ -73,10 +74,82 @@ pub(crate) async fn handle(
                     }
                 }
             }
-            result
-        })
-        .collect();
+            topics.push(result);
+        }
+    }
     CreateTopicsResponse::default().with_topics(topics)
+}
+
+/// The requested topic configs; a null value is INVALID_CONFIG, as in Kafka.
+fn overrides(wanted: &CreatableTopic) -> Result<BTreeMap<String, String>, ApiError> {
+    let mut overrides = BTreeMap::new();
+    for config in &wanted.configs {
+        let Some(value) = &config.value else {
+            return Err(ApiError::new(
+                ErrorCode::InvalidConfig,
+                format!(
+                    "Null value not supported for topic configs: {}",
+                    config.name.as_str()
+                ),
+            ));
+        };
+        overrides.insert(config.name.to_string(), value.to_string());
+    }
+    Ok(overrides)
+}
+
+/// CreateTopics in a cluster: the active controller places the replicas and commits the topic;
+/// the answer waits until this broker's image has it (so a Metadata request right after sees
+/// it here).
+async fn create_in_cluster(
+    broker: &Broker,
+    cluster: &crate::cluster::BrokerCluster,
+    wanted: CreatableTopic,
+    validate_only: bool,
+) -> Result<(i32, i16, crate::config::TopicConfig, uuid::Uuid), ApiError> {
+    if !wanted.assignments.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "Manual replica assignments are not supported yet; give numPartitions and replicationFactor.",
+        ));
+    }
+    let overrides = overrides(&wanted)?;
+    let config = broker.topic_config(overrides.clone())?;
+    let name = wanted.name.0.to_string();
+    let partitions = if wanted.num_partitions == -1 {
+        broker.config().num_partitions
+    } else {
+        wanted.num_partitions
+    };
+    let replication = if wanted.replication_factor == -1 {
+        broker.config().default_replication_factor
+    } else {
+        wanted.replication_factor
+    };
+    cluster
+        .write(crate::cluster::ControllerRequest::CreateTopic {
+            name: name.clone(),
+            partitions,
+            replication_factor: replication,
+            configs: overrides,
+            validate_only,
+        })
+        .await?;
+    if validate_only {
+        return Ok((partitions, replication, config, uuid::Uuid::nil()));
+    }
+    cluster
+        .wait_for(std::time::Duration::from_secs(5), |a| {
+            a.image.topic(&name).is_some()
+        })
+        .await;
+    let id = cluster
+        .image()
+        .image
+        .topic(&name)
+        .map(|t| t.id)
+        .unwrap_or_default();
+    Ok((partitions, replication, config, id))
 }
 
 fn create(
@@ -130,19 +203,7 @@ fn create(
             ),
         ));
     }
-    let mut overrides = BTreeMap::new();
-    for config in &wanted.configs {
-        let Some(value) = &config.value else {
-            return Err(ApiError::new(
-                ErrorCode::InvalidConfig,
-                format!(
-                    "Null value not supported for topic configs: {}",
-                    config.name.as_str()
-                ),
-            ));
-        };
-        overrides.insert(config.name.to_string(), value.to_string());
-    }
+    let overrides = overrides(&wanted)?;
     let config = broker.topic_config(overrides)?;
     let created = broker.create_topic(
         wanted.name.0.as_str(),

@@ -19,7 +19,7 @@ pub(crate) async fn handle(
 ) -> DescribeClusterResponse {
     let version = header.request_api_version;
     let mut response =
-        DescribeClusterResponse::default().with_cluster_id(wire(broker.cluster_id()));
+        DescribeClusterResponse::default().with_cluster_id(wire(&broker.cluster_id()));
     if version >= 1 {
         response.endpoint_type = request.endpoint_type;
         if request.endpoint_type != BROKERS {
@@ -29,6 +29,25 @@ pub(crate) async fn handle(
             ));
             return response;
         }
+    }
+    if let Some(cluster) = broker.cluster() {
+        let applied = cluster.image();
+        let live: Vec<_> = applied.image.unfenced().collect();
+        response.controller_id = BrokerId(live.first().map_or(broker.node_id(), |b| b.id));
+        response.brokers = live
+            .iter()
+            .map(|b| {
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(b.id))
+                    .with_host(wire(&b.host))
+                    .with_port(i32::from(b.port))
+                    .with_rack(b.rack.as_deref().map(wire))
+            })
+            .collect();
+        if request.include_cluster_authorized_operations {
+            response.cluster_authorized_operations = ALL_CLUSTER_OPERATIONS;
+        }
+        return response;
     }
     let (host, port) = broker.advertised();
     response.controller_id = BrokerId(broker.node_id());

@@ -32,10 +32,16 @@ pub(crate) async fn handle(
         .collect();
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    // A follower's fetch (replica id set) reads to the log end and moves the high watermark.
+    let replica = if version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
     let mut appended = broker.subscribe_appends();
     loop {
         appended.borrow_and_update();
-        let (response, bytes, failed) = read_all(&request, &topics, version);
+        let (response, bytes, failed) = read_all(broker, &request, &topics, version, replica);
         let done = bytes >= i64::from(request.min_bytes)
             || failed
             || tokio::time::Instant::now() >= deadline;
@@ -52,10 +58,14 @@ pub(crate) async fn handle(
 /// Reads every requested partition once. Returns the response, the record bytes in it and
 /// whether any partition failed (errors are answered at once, as Kafka does).
 fn read_all(
+    broker: &Broker,
     request: &FetchRequest,
     topics: &[Option<Arc<Topic>>],
     version: i16,
+    replica: i32,
 ) -> (FetchResponse, i64, bool) {
+    let now = broker.now_ms();
+    let mut hw_moved = false;
     let mut remaining = if request.max_bytes > 0 {
         request.max_bytes as usize
     } else {
@@ -85,9 +95,34 @@ fn read_all(
                 partitions.push(data);
                 continue;
             };
+            if let Err(e) = partition.check_leader(wanted.current_leader_epoch) {
+                data.error_code = e.code.code();
+                data.records = Some(Default::default());
+                failed = true;
+                partitions.push(data);
+                continue;
+            }
             let limit = (wanted.partition_max_bytes.max(0) as usize).min(remaining);
             // Only the first batch of the whole response may exceed the limits (KIP-74).
-            let result = if limit == 0 && total > 0 {
+            let result = if replica >= 0 {
+                let before = partition.offsets().high_watermark;
+                let alter = partition.on_follower_fetch(replica, wanted.fetch_offset, now);
+                hw_moved |= partition.offsets().high_watermark != before;
+                if let (Some(alter), Some(cluster)) = (alter, broker.cluster()) {
+                    crate::cluster::send_alter_partition(
+                        Arc::clone(cluster),
+                        Arc::clone(&partition),
+                        alter,
+                    );
+                }
+                if limit == 0 && total > 0 {
+                    Ok(None)
+                } else {
+                    partition
+                        .read_replica(wanted.fetch_offset, limit.max(1))
+                        .map(Some)
+                }
+            } else if limit == 0 && total > 0 {
                 Ok(None)
             } else {
                 partition
@@ -139,6 +174,10 @@ fn read_all(
             topic_response.topic = fetch_topic.topic.clone();
         }
         responses.push(topic_response);
+    }
+    if hw_moved {
+        // acks=-1 produces waiting for this high watermark, and consumers at it.
+        broker.notify_appended();
     }
     (
         FetchResponse::default().with_responses(responses),

@@ -29,14 +29,26 @@ pub(crate) async fn handle(
         response.producer_epoch = request.producer_epoch + 1;
         return response;
     }
-    match broker.next_producer_id() {
+    let next = match broker.cluster() {
+        // In a cluster ids come in blocks from the controller, unique across brokers.
+        Some(cluster) => cluster
+            .next_producer_id(broker.node_id())
+            .await
+            .map_err(|e| e.message),
+        None => broker.next_producer_id().map_err(|e| e.to_string()),
+    };
+    match next {
         Ok(id) => {
             response.producer_id = ProducerId(id);
             response.producer_epoch = 0;
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot allocate a producer id");
-            response.error_code = ErrorCode::KafkaStorageError.code();
+            response.error_code = if broker.cluster().is_some() {
+                ErrorCode::CoordinatorNotAvailable.code()
+            } else {
+                ErrorCode::KafkaStorageError.code()
+            };
         }
     }
     response

@@ -3,6 +3,7 @@
 
 pub(crate) mod alter_configs;
 pub(crate) mod api_versions;
+pub(crate) mod cluster_admin;
 pub(crate) mod create_partitions;
 pub(crate) mod create_topics;
 pub(crate) mod delete_records;

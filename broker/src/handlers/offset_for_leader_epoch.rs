@@ -34,6 +34,10 @@ pub(crate) async fn handle(
                         answer.error_code = ErrorCode::UnknownTopicOrPartition.code();
                         return answer;
                     };
+                    if let Err(e) = partition.check_leader(-1) {
+                        answer.error_code = e.code.code();
+                        return answer;
+                    }
                     let log = partition.lock();
                     let current = log.leader_epoch();
                     // -1 means "no fencing" (clients that do not know the epoch).

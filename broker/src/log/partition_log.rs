@@ -33,6 +33,9 @@ pub(crate) struct PartitionLog {
     segments: BTreeMap<i64, Segment>,
     log_start_offset: i64,
     high_watermark: i64,
+    /// In a cluster the leader's replica tracking sets the high watermark; a lone broker's
+    /// follows the log end.
+    replicated: bool,
     leader_epoch: i32,
     /// Which leader epoch started at which offset (`leader-epoch-checkpoint`).
     epochs: EpochCache,
@@ -135,6 +138,7 @@ impl PartitionLog {
             segments,
             log_start_offset: first.max(log_start_checkpoint.unwrap_or(0)),
             high_watermark: 0,
+            replicated: false,
             leader_epoch,
             epochs: EpochCache::load(dir)?,
             unflushed_messages: 0,
@@ -281,6 +285,156 @@ impl PartitionLog {
     }
 
     /// The leader epoch stamped on appended batches.
+    /// Hands the high watermark to the cluster's replica tracking (see [`Self::set_high_watermark`]).
+    pub(crate) fn set_replicated(&mut self) {
+        if !self.replicated {
+            self.replicated = true;
+        }
+    }
+
+    /// The high watermark as replication decided it (never past the log end; a follower's may
+    /// lag its leader's).
+    pub(crate) fn set_high_watermark(&mut self, hw: i64) {
+        self.high_watermark = hw.clamp(self.log_start_offset, self.log_end_offset());
+    }
+
+    /// Appends batches a follower fetched from its leader, offsets and epochs as the leader
+    /// assigned them. Batches below the log end (already here) are skipped; a gap is an error.
+    /// Returns the new log end.
+    pub(crate) fn append_replicated(
+        &mut self,
+        batches: &[u8],
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Result<i64> {
+        let end = self.log_end_offset();
+        let mut start = None;
+        let mut stop = 0;
+        let mut last_offset = end - 1;
+        let mut max_timestamp = -1;
+        let mut epochs = Vec::new();
+        let mut pending_producers = Vec::new();
+        let mut records = 0i64;
+        for item in Batches::new(batches) {
+            let Ok((header, range)) = item else { break };
+            if header.last_offset() < end {
+                continue;
+            }
+            if start.is_none() {
+                if header.base_offset() != end {
+                    return Err(Error::OffsetOutOfRange {
+                        offset: header.base_offset(),
+                        log_start: self.log_start_offset,
+                        log_end: end,
+                    });
+                }
+                start = Some(range.start);
+            }
+            stop = range.end;
+            last_offset = header.last_offset();
+            max_timestamp = max_timestamp.max(header.max_timestamp());
+            records += i64::from(header.last_offset_delta()) + 1;
+            epochs.push((header.partition_leader_epoch(), header.base_offset()));
+            if header.producer_id() >= 0 {
+                pending_producers.push((
+                    header.producer_id(),
+                    header.producer_epoch(),
+                    producer_batch(header),
+                ));
+            }
+        }
+        let Some(start) = start else {
+            return Ok(end);
+        };
+        let bytes = &batches[start..stop];
+        self.maybe_roll(
+            bytes.len() as u64,
+            last_offset,
+            max_timestamp,
+            config,
+            now_ms,
+        )?;
+        let mut epochs_changed = false;
+        for (epoch, base) in epochs {
+            if self.epochs.latest().is_none_or(|e| e.epoch < epoch) {
+                epochs_changed |= self.epochs.assign(epoch, base);
+            }
+        }
+        if epochs_changed {
+            self.epochs.save(&self.dir)?;
+        }
+        self.active_mut()
+            .append(bytes, config.index_interval_bytes)?;
+        for (producer_id, epoch, batch) in pending_producers {
+            self.producers.update(producer_id, epoch, batch);
+        }
+        self.unflushed_messages = self.unflushed_messages.saturating_add(records);
+        self.first_unflushed_ms.get_or_insert(now_ms);
+        if self.unflushed_messages >= config.flush_messages {
+            self.flush()?;
+        }
+        Ok(self.log_end_offset())
+    }
+
+    /// Drops every record at or after `offset` (a follower's divergent tail after a leader
+    /// change). The high watermark and the epoch cache follow.
+    pub(crate) fn truncate_to(
+        &mut self,
+        offset: i64,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Result<()> {
+        if offset >= self.log_end_offset() {
+            return Ok(());
+        }
+        self.wait_for_seals()?;
+        let offset = offset.max(self.log_start_offset);
+        let doomed: Vec<i64> = self
+            .segments
+            .keys()
+            .copied()
+            .filter(|base| *base >= offset)
+            .collect();
+        for base in doomed {
+            if let Some(segment) = self.segments.remove(&base) {
+                segment.delete()?;
+            }
+        }
+        match self.segments.values_mut().next_back() {
+            Some(last) => last.truncate_to(offset, config.index_interval_bytes)?,
+            None => {
+                self.segments
+                    .insert(offset, Segment::create(&self.dir, offset, now_ms)?);
+            }
+        }
+        if self.epochs.truncate_from_end(offset) {
+            self.epochs.save(&self.dir)?;
+        }
+        self.high_watermark = self.high_watermark.min(offset);
+        tracing::info!(dir = %self.dir.display(), offset, "truncated the log (follower after a leader change)");
+        Ok(())
+    }
+
+    /// The epoch cache's newest entry.
+    pub(crate) fn latest_epoch(&self) -> Option<crate::replication::epochs::EpochEntry> {
+        self.epochs.latest()
+    }
+
+    /// The epoch cache, for the follower's truncation rule.
+    pub(crate) fn epochs(&self) -> &crate::replication::epochs::EpochCache {
+        &self.epochs
+    }
+
+    /// Plans a read for a follower: up to the log end, not the high watermark.
+    pub(crate) fn plan_replica_read(&self, offset: i64) -> Result<Option<ReadPlan>> {
+        self.plan_read_to(offset, self.log_end_offset())
+    }
+
+    /// A new leader epoch from the cluster: batches appended from now on carry it.
+    pub(crate) fn set_leader_epoch(&mut self, epoch: i32) {
+        self.leader_epoch = self.leader_epoch.max(epoch);
+    }
+
     pub(crate) fn leader_epoch(&self) -> i32 {
         self.leader_epoch
     }
@@ -413,7 +567,9 @@ impl PartitionLog {
         for (producer_id, epoch, batch) in pending_producers {
             self.producers.update(producer_id, epoch, batch);
         }
-        self.high_watermark = self.log_end_offset();
+        if !self.replicated {
+            self.high_watermark = self.log_end_offset();
+        }
         self.unflushed_messages = self.unflushed_messages.saturating_add(records);
         self.first_unflushed_ms.get_or_insert(now_ms);
         if self.unflushed_messages >= config.flush_messages {
@@ -536,14 +692,20 @@ impl PartitionLog {
 
     /// Plans a read from `offset`: `Ok(None)` at the high watermark (nothing to read yet).
     pub(crate) fn plan_read(&self, offset: i64) -> Result<Option<ReadPlan>> {
-        if offset < self.log_start_offset || offset > self.high_watermark {
+        self.plan_read_to(offset, self.high_watermark)
+    }
+
+    /// Plans a read from `offset` of records below `limit` (the high watermark for consumers,
+    /// the log end for followers). The plan may cover batches past `limit`; the caller cuts.
+    fn plan_read_to(&self, offset: i64, limit: i64) -> Result<Option<ReadPlan>> {
+        if offset < self.log_start_offset || offset > limit {
             return Err(Error::OffsetOutOfRange {
                 offset,
                 log_start: self.log_start_offset,
-                log_end: self.high_watermark,
+                log_end: limit,
             });
         }
-        if offset == self.high_watermark {
+        if offset == limit {
             return Ok(None);
         }
         let segment = self

@@ -415,6 +415,38 @@ impl Segment {
         Ok(())
     }
 
+    /// Cuts the segment before the first batch at or past `offset` (a follower dropping a
+    /// divergent tail) and rebuilds its indexes from the batches that remain.
+    pub(crate) fn truncate_to(&mut self, offset: i64, index_interval: u64) -> Result<()> {
+        let path = segment_path(&self.dir, self.base_offset, LOG_SUFFIX);
+        let mut position = 0u64;
+        let mut header = [0u8; HEADER_LEN];
+        while position + HEADER_LEN as u64 <= self.size {
+            self.read_header_at(&mut header, position)?;
+            let Ok(parsed) = BatchHeader::parse(&header) else {
+                break;
+            };
+            if parsed.base_offset() >= offset {
+                break;
+            }
+            position += parsed.total_len() as u64;
+        }
+        let position = position.min(self.size);
+        self.file
+            .set_len(position)
+            .map_err(|e| Error::io("truncate", &path, e))?;
+        self.file
+            .sync_all()
+            .map_err(|e| Error::io("fsync", &path, e))?;
+        self.size = position;
+        self.max_timestamp = -1;
+        self.running_max = -1;
+        self.first_batch_timestamp = None;
+        let scan = self.scan(0, false, index_interval, ScanResult::default())?;
+        self.apply_scan(scan);
+        self.write_indexes()
+    }
+
     /// Appends already-validated batches (with offsets assigned) at the end of the file.
     pub(crate) fn append(&mut self, batches: &[u8], index_interval: u64) -> Result<()> {
         self.file.write_all_at(batches, self.size).map_err(|e| {

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use fjord_protocol::ErrorCode;
 use uuid::Uuid;
 
-use super::image::{MetadataImage, MetadataRecord, PartitionImage};
+use super::image::{MetadataImage, MetadataRecord, PartitionImage, Reassignment};
 use crate::error::ApiError;
 
 /// The records a decision produced.
@@ -431,6 +431,123 @@ pub(crate) fn elect_preferred_leaders(image: &MetadataImage) -> Records {
     records
 }
 
+/// AlterPartitionReassignments for one partition: `target` replicas (`None` cancels, which
+/// reassigns back to the replicas from before). The partition first gets the union of old and
+/// new replicas; [`complete_reassignments`] finishes once the whole target is in the ISR.
+pub(crate) fn reassign(
+    image: &MetadataImage,
+    topic: &str,
+    partition: i32,
+    target: Option<Vec<i32>>,
+) -> Result<Records, ApiError> {
+    let t = image.topic(topic).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::UnknownTopicOrPartition,
+            format!("Topic '{topic}' does not exist."),
+        )
+    })?;
+    let p = t.partitions.get(&partition).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::UnknownTopicOrPartition,
+            format!("Partition {partition} of '{topic}' does not exist."),
+        )
+    })?;
+    let original = p
+        .reassignment
+        .as_ref()
+        .map_or_else(|| p.replicas.clone(), |r| r.original.clone());
+    let target = match target {
+        Some(target) => target,
+        None => match &p.reassignment {
+            Some(r) => r.original.clone(),
+            None => {
+                return Err(ApiError::new(
+                    ErrorCode::NoReassignmentInProgress,
+                    format!("No reassignment of {topic}-{partition} is in progress."),
+                ));
+            }
+        },
+    };
+    let mut seen = BTreeSet::new();
+    if target.is_empty() || !target.iter().all(|r| seen.insert(*r)) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidReplicaAssignment,
+            format!("The target replicas {target:?} are empty or repeat a broker."),
+        ));
+    }
+    if let Some(unknown) = target.iter().find(|r| !image.brokers.contains_key(r)) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidReplicaAssignment,
+            format!("Broker {unknown} in the target replicas is not registered."),
+        ));
+    }
+    if target == p.replicas && p.reassignment.is_none() {
+        return Ok(Vec::new());
+    }
+    let mut union = target.clone();
+    union.extend(original.iter().filter(|r| !target.contains(r)));
+    let mut records = vec![MetadataRecord::Reassignment {
+        topic_id: t.id,
+        partition,
+        reassignment: Some(Reassignment { target, original }),
+    }];
+    if union != p.replicas {
+        records.push(MetadataRecord::PartitionChange {
+            topic_id: t.id,
+            partition,
+            leader: None,
+            isr: None,
+            replicas: Some(union),
+        });
+    }
+    Ok(records)
+}
+
+/// Finishes every reassignment whose target replicas are all in the ISR: the replicas become
+/// the target, removed replicas leave the ISR, and leadership moves into the target when the
+/// leader is being removed.
+pub(crate) fn complete_reassignments(image: &MetadataImage) -> Records {
+    let mut records = Vec::new();
+    for topic in image.topics.values() {
+        for (&index, p) in &topic.partitions {
+            let Some(r) = &p.reassignment else { continue };
+            if !r.target.iter().all(|t| p.isr.contains(t)) {
+                continue;
+            }
+            let isr: Vec<i32> = p
+                .isr
+                .iter()
+                .copied()
+                .filter(|i| r.target.contains(i))
+                .collect();
+            let leader = if r.target.contains(&p.leader) {
+                None
+            } else {
+                r.target
+                    .iter()
+                    .copied()
+                    .find(|t| isr.contains(t) && image.brokers.get(t).is_some_and(|b| !b.fenced))
+            };
+            if !r.target.contains(&p.leader) && leader.is_none() {
+                continue;
+            }
+            records.push(MetadataRecord::PartitionChange {
+                topic_id: topic.id,
+                partition: index,
+                leader,
+                isr: Some(isr),
+                replicas: Some(r.target.clone()),
+            });
+            records.push(MetadataRecord::Reassignment {
+                topic_id: topic.id,
+                partition: index,
+                reassignment: None,
+            });
+        }
+    }
+    records
+}
+
 /// AllocateProducerIds: the next block of `size` ids for `broker`; returns the block's start.
 pub(crate) fn allocate_producer_ids(
     image: &MetadataImage,
@@ -813,5 +930,55 @@ mod tests {
             let back: MetadataRecord = serde_json::from_str(&text).unwrap();
             assert_eq!(back, r);
         }
+    }
+
+    #[test]
+    fn reassignment_adds_new_replicas_then_drops_the_old_once_they_are_in_sync() {
+        let mut image = cluster(4, None);
+        let id = Uuid::from_u128(7);
+        let records = create_topic(&image, "t", id, 1, 3, &BTreeMap::new(), SEED).unwrap();
+        apply_all(&mut image, &records);
+        let before = image.partition(id, 0).unwrap().clone();
+        let leader = before.leader;
+        // Move the partition off its leader onto broker 4.
+        let target: Vec<i32> = [4]
+            .into_iter()
+            .chain(before.replicas.iter().copied().filter(|r| *r != leader))
+            .collect();
+        let records = reassign(&image, "t", 0, Some(target.clone())).unwrap();
+        apply_all(&mut image, &records);
+        let during = image.partition(id, 0).unwrap().clone();
+        assert_eq!(during.replicas.len(), 4, "old and new replicas together");
+        assert_eq!(during.leader, leader);
+        // Broker 4 has not joined the ISR: nothing completes.
+        assert!(complete_reassignments(&image).is_empty());
+        let mut isr = during.isr.clone();
+        isr.push(4);
+        apply_all(
+            &mut image,
+            &[MetadataRecord::PartitionChange {
+                topic_id: id,
+                partition: 0,
+                leader: None,
+                isr: Some(isr),
+                replicas: None,
+            }],
+        );
+        let records = complete_reassignments(&image);
+        apply_all(&mut image, &records);
+        let after = image.partition(id, 0).unwrap();
+        assert_eq!(after.replicas, target);
+        assert!(!after.isr.contains(&leader));
+        assert!(
+            target.contains(&after.leader),
+            "leadership moved into the target"
+        );
+        assert_eq!(after.leader_epoch, before.leader_epoch + 1);
+        assert!(after.reassignment.is_none());
+        // Bad targets are refused with Kafka's error.
+        let bad = reassign(&image, "t", 0, Some(vec![9])).unwrap_err();
+        assert_eq!(bad.code, ErrorCode::InvalidReplicaAssignment);
+        let none = reassign(&image, "t", 0, None).unwrap_err();
+        assert_eq!(none.code, ErrorCode::NoReassignmentInProgress);
     }
 }

@@ -65,6 +65,16 @@ pub(crate) enum MetadataRecord {
         key: String,
         value: Option<String>,
     },
+    /// The cluster's id, written once by the first active controller.
+    ClusterId {
+        id: String,
+    },
+    /// A reassignment starts (`Some`) or ends (`None`).
+    Reassignment {
+        topic_id: Uuid,
+        partition: i32,
+        reassignment: Option<Reassignment>,
+    },
     /// Producer ids up to `next` (exclusive) are handed out.
     ProducerIds {
         broker: i32,
@@ -73,7 +83,7 @@ pub(crate) enum MetadataRecord {
 }
 
 /// A registered broker.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct BrokerImage {
     pub(crate) id: i32,
     pub(crate) epoch: i64,
@@ -84,7 +94,7 @@ pub(crate) struct BrokerImage {
 }
 
 /// One partition's assignment and leadership.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct PartitionImage {
     pub(crate) replicas: Vec<i32>,
     pub(crate) isr: Vec<i32>,
@@ -92,10 +102,22 @@ pub(crate) struct PartitionImage {
     pub(crate) leader: i32,
     pub(crate) leader_epoch: i32,
     pub(crate) partition_epoch: i32,
+    /// A reassignment in progress: the target replicas and the replicas before it. Meanwhile
+    /// `replicas` is their union (the target's first), so new replicas catch up before the
+    /// removed ones go.
+    #[serde(default)]
+    pub(crate) reassignment: Option<Reassignment>,
+}
+
+/// A partition reassignment in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Reassignment {
+    pub(crate) target: Vec<i32>,
+    pub(crate) original: Vec<i32>,
 }
 
 /// A topic: its id, partitions and config overrides.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct TopicImage {
     pub(crate) name: String,
     pub(crate) id: Uuid,
@@ -121,13 +143,16 @@ pub(crate) enum ApplyError {
 }
 
 /// Everything the metadata log says, as of the last applied record.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct MetadataImage {
     pub(crate) brokers: BTreeMap<i32, BrokerImage>,
     pub(crate) topics: BTreeMap<Uuid, TopicImage>,
     pub(crate) topic_ids: BTreeMap<String, Uuid>,
     /// The next producer id to hand out.
     pub(crate) next_producer_id: i64,
+    /// The cluster id (Kafka's 22-character form), once written.
+    #[serde(default)]
+    pub(crate) cluster_id: Option<String>,
 }
 
 impl MetadataImage {
@@ -220,6 +245,7 @@ impl MetadataImage {
                     leader: *leader,
                     leader_epoch: *leader_epoch,
                     partition_epoch: *partition_epoch,
+                    reassignment: None,
                 };
                 check(&state)?;
                 let topic = self
@@ -281,6 +307,25 @@ impl MetadataImage {
                     Some(v) => topic.configs.insert(key.clone(), v.clone()),
                     None => topic.configs.remove(key),
                 };
+            }
+            MetadataRecord::Reassignment {
+                topic_id,
+                partition,
+                reassignment,
+            } => {
+                let p = self
+                    .topics
+                    .get_mut(topic_id)
+                    .ok_or(ApplyError::UnknownTopic(*topic_id))?
+                    .partitions
+                    .get_mut(partition)
+                    .ok_or(ApplyError::UnknownPartition(*topic_id, *partition))?;
+                p.reassignment = reassignment.clone();
+            }
+            MetadataRecord::ClusterId { id } => {
+                if self.cluster_id.is_none() {
+                    self.cluster_id = Some(id.clone());
+                }
             }
             MetadataRecord::ProducerIds { next, .. } => {
                 if *next < self.next_producer_id {

@@ -4,5 +4,5 @@
 mod codec;
 mod store;
 
-pub(crate) use codec::{CommittedOffset, decode_group, encode_group};
+pub(crate) use codec::{CommittedOffset, decode_group, encode_group, partition_for};
 pub(crate) use store::{OFFSETS_TOPIC, OffsetStore};

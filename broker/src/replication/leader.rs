@@ -104,6 +104,10 @@ impl LeaderState {
         }
     }
 
+    pub(crate) fn leader(&self) -> i32 {
+        self.leader
+    }
+
     pub(crate) fn leader_epoch(&self) -> i32 {
         self.leader_epoch
     }
@@ -175,6 +179,22 @@ impl LeaderState {
 
     /// The controller committed a new ISR for this epoch. A shrink can let the high watermark
     /// move (the slow follower no longer holds it back); returns it when it moved.
+    /// The replica set changed (a reassignment): new followers start untracked and out of the
+    /// ISR; removed ones are forgotten.
+    pub(crate) fn set_replicas(&mut self, replicas: &[i32]) {
+        let leader = self.leader;
+        self.followers.retain(|id, _| replicas.contains(id));
+        for &r in replicas.iter().filter(|&&r| r != leader) {
+            self.followers.entry(r).or_insert(Follower {
+                log_end: -1,
+                last_caught_up_ms: 0,
+                last_fetch_leader_log_end: -1,
+                last_fetch_ms: 0,
+            });
+        }
+        self.isr.retain(|r| *r == leader || replicas.contains(r));
+    }
+
     pub(crate) fn set_isr(&mut self, isr: &[i32]) -> Option<i64> {
         self.isr = isr.iter().copied().chain([self.leader]).collect();
         self.advance_high_watermark()

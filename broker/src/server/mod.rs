@@ -65,7 +65,7 @@ impl Server {
             listener,
             local_addr,
         } = self;
-        tracing::info!(addr = %local_addr, node_id = broker.node_id(), cluster_id = broker.cluster_id(), "serving Kafka clients");
+        tracing::info!(addr = %local_addr, node_id = broker.node_id(), cluster_id = %broker.cluster_id(), "serving Kafka clients");
         let mut background = JoinSet::new();
         background.spawn(periodic(
             Arc::clone(&broker),

@@ -27,6 +27,9 @@ const SERVED: &[ApiKey] = &[
     ApiKey::IncrementalAlterConfigs,
     ApiKey::DeleteRecords,
     ApiKey::DescribeCluster,
+    ApiKey::ElectLeaders,
+    ApiKey::AlterPartitionReassignments,
+    ApiKey::ListPartitionReassignments,
     ApiKey::InitProducerId,
     ApiKey::FindCoordinator,
     ApiKey::OffsetCommit,
@@ -209,6 +212,27 @@ async fn every_advertised_version_of_every_api_is_answered() -> Result<()> {
             }
             ApiKey::DescribeCluster => {
                 probe(b, c, &DescribeClusterRequest::default(), min, max).await?
+            }
+            ApiKey::ElectLeaders => probe(b, c, &ElectLeadersRequest::default(), min, max).await?,
+            ApiKey::AlterPartitionReassignments => {
+                probe(
+                    b,
+                    c,
+                    &AlterPartitionReassignmentsRequest::default(),
+                    min,
+                    max,
+                )
+                .await?
+            }
+            ApiKey::ListPartitionReassignments => {
+                probe(
+                    b,
+                    c,
+                    &ListPartitionReassignmentsRequest::default(),
+                    min,
+                    max,
+                )
+                .await?
             }
             ApiKey::InitProducerId => {
                 // No transactional id: an idempotent producer's request.

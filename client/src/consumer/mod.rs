@@ -30,6 +30,7 @@ pub mod config;
 mod coordinator;
 mod fetcher;
 mod group;
+mod member;
 mod record;
 mod stream;
 
@@ -44,6 +45,7 @@ pub use self::config::{
 };
 pub use self::coordinator::CommitCallback;
 pub use self::group::RebalanceListener;
+pub use self::member::{GroupMember, HeartbeatOutcome, JoinedGroup};
 pub use self::record::{ConsumerRecord, Topic};
 pub use self::stream::RecordStream;
 

@@ -2,6 +2,7 @@
 
 mod admin;
 mod consumer;
+mod group_member;
 mod harness;
 mod pipelining;
 mod producer;
