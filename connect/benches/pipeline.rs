@@ -72,12 +72,13 @@ async fn main() -> Result<()> {
         .context("PostgreSQL")?;
     tokio::spawn(connection);
     let suffix = std::process::id();
-    let (sink_table, multi_table, row_table) = (
+    let (sink_table, multi_table, row_table, copy_table) = (
         format!("bench_sink_{suffix}"),
         format!("bench_multi_{suffix}"),
         format!("bench_row_{suffix}"),
+        format!("bench_copy_{suffix}"),
     );
-    for t in [&sink_table, &multi_table, &row_table] {
+    for t in [&sink_table, &multi_table, &row_table, &copy_table] {
         pg.batch_execute(&format!("DROP TABLE IF EXISTS {t}"))
             .await?;
     }
@@ -202,6 +203,27 @@ async fn main() -> Result<()> {
     }
     let multi_secs = started.elapsed().as_secs_f64();
 
+    // COPY of the same rows from a CSV file the server reads itself (the raw limit; the file
+    // is written before the clock starts).
+    let csv = std::env::temp_dir().join(format!("fjord-bench-copy-{suffix}.csv"));
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&csv)?);
+        for i in 0..rows {
+            writeln!(f, "{topic},0,{i},{}", line(i))?;
+        }
+        f.flush()?;
+    }
+    pg.batch_execute(&ddl(&copy_table)).await?;
+    let started = Instant::now();
+    pg.batch_execute(&format!(
+        "COPY {copy_table} FROM '{}' WITH (FORMAT csv)",
+        csv.display()
+    ))
+    .await
+    .context("COPY (the PostgreSQL server reads the file: same machine, superuser)")?;
+    let copy_secs = started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&csv);
+
     pg.batch_execute(&ddl(&row_table)).await?;
     let started = Instant::now();
     pg.batch_execute("BEGIN").await?;
@@ -215,7 +237,7 @@ async fn main() -> Result<()> {
     pg.batch_execute("COMMIT").await?;
     let row_secs = started.elapsed().as_secs_f64();
 
-    for t in [&sink_table, &multi_table, &row_table] {
+    for t in [&sink_table, &multi_table, &row_table, &copy_table] {
         pg.batch_execute(&format!("DROP TABLE IF EXISTS {t}"))
             .await?;
     }
@@ -241,6 +263,14 @@ async fn main() -> Result<()> {
     println!(
         "PostgreSQL row-by-row INSERT, 1 tx:{:>10.0} rows/s ({row_secs:.1} s)",
         rate(row_secs)
+    );
+    println!(
+        "PostgreSQL COPY (server-side CSV): {:>10.0} rows/s ({copy_secs:.1} s)",
+        rate(copy_secs)
+    );
+    println!(
+        "sink / multi-row INSERT:           {:>10.2}x",
+        multi_secs / sink_secs
     );
     Ok(())
 }

@@ -2,14 +2,17 @@
 //!
 //! - [`data`]: Connect's data model ([`Schema`], [`Value`], [`ConnectRecord`]).
 //! - [`converter`]: `JsonConverter` (with `schemas.enable` envelopes), `StringConverter`,
-//!   `ByteArrayConverter`.
+//!   `ByteArrayConverter`, `AvroConverter`, and the header converters.
 //! - [`transforms`]: Kafka's single-message transforms and predicates.
 //! - [`plugin`]: the `SourceConnector`/`SourceTask`/`SinkConnector`/`SinkTask` traits and the
 //!   registry of built-in plugins by class name.
-//! - [`runtime`]: the standalone worker (task lifecycle, statuses, source offsets in a file,
-//!   sink commits through a consumer group, `errors.tolerance` and the dead-letter queue).
+//! - [`runtime`]: the worker (task lifecycle, statuses, source offsets, sink commits through a
+//!   consumer group, `errors.tolerance` and the dead-letter queue, `topic.creation.*`).
+//! - [`distributed`]: distributed mode — workers of one `group.id` share connectors and tasks,
+//!   with configs, offsets and statuses in the `connect-configs`, `connect-offsets` and
+//!   `connect-status` topics ([`ConnectServer::start_distributed`]).
 //! - [`rest`]: the Kafka Connect REST API (axum).
-//! - [`connectors`]: built-in connectors (file source and sink).
+//! - [`connectors`]: built-in connectors (file source and sink, JDBC sink and source).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -28,6 +31,7 @@ pub mod config;
 pub mod connectors;
 pub mod converter;
 pub mod data;
+pub mod distributed;
 mod error;
 pub mod plugin;
 pub mod rest;
@@ -35,7 +39,7 @@ pub mod runtime;
 mod server;
 pub mod transforms;
 
-pub use config::{ConnectorConfig, WorkerConfig};
+pub use config::{ConnectorConfig, DistributedConfig, WorkerConfig};
 pub use data::{ConnectRecord, Field, Schema, SchemaType, Value};
 pub use error::{Error, Result};
 pub use server::ConnectServer;

@@ -1,4 +1,4 @@
-//! `ConnectServer`: a standalone worker and its REST API on one listener.
+//! `ConnectServer`: a worker (standalone or distributed) and its REST API on one listener.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -7,7 +7,8 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::WorkerConfig;
+use crate::config::{DistributedConfig, WorkerConfig};
+use crate::distributed::Cluster;
 use crate::error::{Error, Result};
 use crate::runtime::{Worker, WorkerError};
 
@@ -40,6 +41,38 @@ impl ConnectServer {
             source,
         })?;
         let worker = Arc::new(Worker::new(config, addr.to_string())?);
+        Ok(ConnectServer {
+            listener,
+            worker,
+            shutdown,
+        })
+    }
+
+    /// Binds the REST listener, creates and reads the internal topics and joins the worker
+    /// group `group.id` (distributed mode). Source offsets live in `offset.storage.topic`;
+    /// `offset.storage.file.filename` is ignored.
+    pub async fn start_distributed(
+        mut config: WorkerConfig,
+        distributed: DistributedConfig,
+        shutdown: CancellationToken,
+    ) -> Result<Self> {
+        if config.offsets_file.take().is_some() {
+            tracing::warn!("offset.storage.file.filename is ignored by a distributed worker");
+        }
+        let listener = TcpListener::bind(&config.rest_addr)
+            .await
+            .map_err(|source| Error::Listen {
+                addr: config.rest_addr.clone(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| Error::Listen {
+            addr: config.rest_addr.clone(),
+            source,
+        })?;
+        let url = distributed.advertised_url(addr);
+        let worker_id = url.trim_start_matches("http://").to_string();
+        let worker = Arc::new(Worker::new(config, worker_id)?);
+        Cluster::start(&worker, distributed, url).await?;
         Ok(ConnectServer {
             listener,
             worker,

@@ -25,7 +25,8 @@ pub struct AvroConverter {
     is_key: bool,
     serializers: Mutex<HashMap<String, Arc<AvroSerializer>>>,
     deserializer: AvroDeserializer,
-    schemas: Mutex<HashMap<i32, Schema>>,
+    /// By schema id: the Connect schema and the writer's Avro schema (JSON).
+    schemas: Mutex<HashMap<i32, (Schema, Arc<Json>)>>,
 }
 
 impl std::fmt::Debug for AvroConverter {
@@ -146,8 +147,8 @@ impl AvroConverter {
             .unwrap_or_else(|e| e.into_inner())
             .get(&id)
             .cloned();
-        let schema = match cached {
-            Some(s) => s,
+        let (schema, writer) = match cached {
+            Some((s, json)) => (s, json),
             None => {
                 let fetched = self
                     .client
@@ -157,14 +158,16 @@ impl AvroConverter {
                 let json: Json =
                     serde_json::from_str(&fetched.schema).map_err(|e| err(&what, e))?;
                 let s = from_avro_schema(&json, &mut BTreeMap::new()).map_err(|r| err(&what, r))?;
+                let json = Arc::new(json);
                 self.schemas
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .insert(id, s.clone());
-                s
+                    .insert(id, (s.clone(), json.clone()));
+                (s, json)
             }
         };
-        Ok((Some(schema), from_avro_value(datum)))
+        let value = from_avro_datum(&writer, datum, &mut BTreeMap::new());
+        Ok((Some(schema), value))
     }
 }
 
@@ -223,6 +226,18 @@ pub(crate) fn to_avro_schema(schema: &Schema, counter: &mut usize) -> Result<Jso
                 .as_deref()
                 .ok_or("map schema without values")?;
             json!({"type": "map", "values": to_avro_schema(values, counter)?})
+        }
+        SchemaType::Struct if schema.name.as_deref() == Some(UNION) => {
+            let mut members = Vec::with_capacity(schema.fields.len() + 1);
+            if schema.optional {
+                members.push(json!("null"));
+            }
+            for f in &schema.fields {
+                let mut member = f.schema.clone();
+                member.optional = false;
+                members.push(to_avro_schema(&member, counter)?);
+            }
+            return Ok(Json::Array(members));
         }
         SchemaType::Struct => {
             *counter += 1;
@@ -308,6 +323,20 @@ pub(crate) fn to_avro_value(schema: &Schema, value: &Value) -> Result<Avro, Stri
                     .collect::<Result<_, String>>()?,
             )
         }
+        (SchemaType::Struct, Value::Struct(fields)) if schema.name.as_deref() == Some(UNION) => {
+            // The member that is set (the serializer picks the matching union branch).
+            let Some((f, v)) = schema.fields.iter().find_map(|f| {
+                fields
+                    .iter()
+                    .find(|(n, v)| *n == f.name && !v.is_null())
+                    .map(|(_, v)| (f, v))
+            }) else {
+                return Ok(Avro::Null);
+            };
+            let mut member = f.schema.clone();
+            member.optional = false;
+            to_avro_value(&member, v)?
+        }
         (SchemaType::Struct, Value::Struct(_) | Value::Map(_)) => Avro::Record(
             schema
                 .fields
@@ -350,7 +379,23 @@ pub(crate) fn from_avro_schema(
                 .collect();
             match non_null.as_slice() {
                 [one] => from_avro_schema(one, named).map(Schema::optional),
-                _ => Err("only unions of null and one type are supported".into()),
+                [] => Err("a union of null only".into()),
+                members => {
+                    // Confluent's AvroData: a struct with one optional field per member.
+                    let mut schema = Schema::struct_().named(UNION);
+                    for (index, member) in members.iter().enumerate() {
+                        schema.fields.push(Field {
+                            name: member_name(member),
+                            index,
+                            schema: from_avro_schema(member, named)?.optional(),
+                        });
+                    }
+                    Ok(if members.len() < branches.len() {
+                        schema.optional()
+                    } else {
+                        schema
+                    })
+                }
             }
         }
         Json::Object(o) => {
@@ -409,6 +454,113 @@ pub(crate) fn from_avro_schema(
             }
         }
         _ => Err("invalid Avro schema".into()),
+    }
+}
+
+/// Confluent's name for the struct a general Avro union becomes.
+pub(crate) const UNION: &str = "io.confluent.connect.avro.Union";
+
+/// The field name of a union member, as Confluent's AvroData names it: the simple name of a
+/// record, enum or fixed, else the type's name (`int`, `string`, `array`, ...).
+fn member_name(member: &Json) -> String {
+    let simple = |n: &str| n.rsplit('.').next().unwrap_or(n).to_string();
+    match member {
+        Json::String(t) => simple(t),
+        Json::Object(o) => match o.get("type").and_then(Json::as_str) {
+            Some("record" | "enum" | "fixed") => {
+                simple(o.get("name").and_then(Json::as_str).unwrap_or_default())
+            }
+            Some(t) => t.to_string(),
+            None => o.get("type").map(member_name).unwrap_or_default(),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// A decoded datum as a Connect value, guided by the writer's Avro schema so that general
+/// unions become Confluent's union structs (`named` collects named types on the way).
+pub(crate) fn from_avro_datum(
+    json: &Json,
+    datum: Avro,
+    named: &mut BTreeMap<String, Json>,
+) -> Value {
+    match (json, datum) {
+        (Json::Array(branches), Avro::Union(index, inner)) => {
+            let Some(branch) = branches.get(index as usize) else {
+                return from_avro_value(*inner);
+            };
+            let members: Vec<&Json> = branches
+                .iter()
+                .filter(|b| b.as_str() != Some("null"))
+                .collect();
+            if members.len() < 2 || branch.as_str() == Some("null") {
+                return from_avro_datum(branch, *inner, named);
+            }
+            let chosen = member_name(branch);
+            let mut value = Some(from_avro_datum(branch, *inner, named));
+            Value::Struct(
+                members
+                    .iter()
+                    .map(|m| {
+                        let name = member_name(m);
+                        let v = if name == chosen { value.take() } else { None };
+                        (name, v.unwrap_or(Value::Null))
+                    })
+                    .collect(),
+            )
+        }
+        (Json::Object(o), Avro::Record(fields)) => {
+            if let Some(name) = o.get("name").and_then(Json::as_str) {
+                named.insert(name.to_string(), json.clone());
+                if let Some(ns) = o.get("namespace").and_then(Json::as_str) {
+                    named.insert(format!("{ns}.{name}"), json.clone());
+                }
+            }
+            let types: BTreeMap<&str, &Json> = o
+                .get("fields")
+                .and_then(Json::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|f| Some((f.get("name")?.as_str()?, f.get("type")?)))
+                .collect();
+            Value::Struct(
+                fields
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let v = match types.get(k.as_str()) {
+                            Some(t) => from_avro_datum(t, v, named),
+                            None => from_avro_value(v),
+                        };
+                        (k, v)
+                    })
+                    .collect(),
+            )
+        }
+        (Json::Object(o), Avro::Array(items)) if o.contains_key("items") => {
+            let items_schema = &o["items"];
+            Value::Array(
+                items
+                    .into_iter()
+                    .map(|v| from_avro_datum(items_schema, v, named))
+                    .collect(),
+            )
+        }
+        (Json::Object(o), Avro::Map(entries)) if o.contains_key("values") => {
+            let values_schema = &o["values"];
+            let mut sorted: Vec<(String, Avro)> = entries.into_iter().collect();
+            sorted.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Map(
+                sorted
+                    .into_iter()
+                    .map(|(k, v)| (Value::String(k), from_avro_datum(values_schema, v, named)))
+                    .collect(),
+            )
+        }
+        (Json::String(name), datum) if named.contains_key(name) => {
+            let json = named[name].clone();
+            from_avro_datum(&json, datum, named)
+        }
+        (_, datum) => from_avro_value(datum),
     }
 }
 
@@ -483,6 +635,70 @@ mod tests {
             Some(logical::TIMESTAMP)
         );
         assert_eq!(back.fields[5].schema.name, None);
+    }
+
+    #[test]
+    fn general_unions_are_confluent_union_structs_both_ways() {
+        let avro = json!({"type": "record", "name": "E", "fields": [
+            {"name": "v", "type": ["null", "int", "string",
+                {"type": "record", "name": "com.x.Point", "fields": [{"name": "x", "type": "int"}]}]},
+            {"name": "w", "type": ["long", "boolean"]}
+        ]});
+        let schema = from_avro_schema(&avro, &mut BTreeMap::new()).unwrap();
+        let v = &schema.fields[0].schema;
+        assert_eq!(v.name.as_deref(), Some(UNION));
+        assert!(v.optional);
+        let names: Vec<&str> = v.fields.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["int", "string", "Point"]);
+        assert!(v.fields.iter().all(|f| f.schema.optional));
+        assert!(!schema.fields[1].schema.optional);
+
+        // Written back: the same union (null first), and values pick their branch.
+        let back = to_avro_schema(&schema, &mut 0).unwrap();
+        assert_eq!(back["fields"][0]["type"][0], "null");
+        assert_eq!(back["fields"][0]["type"][1], "int");
+        assert_eq!(back["fields"][1]["type"], json!(["long", "boolean"]));
+        let parsed = apache_avro::Schema::parse(&back).unwrap();
+        let value = Value::struct_of([
+            (
+                "v",
+                Value::struct_of([
+                    ("int", Value::Null),
+                    ("string", Value::String("s".into())),
+                    ("Point", Value::Null),
+                ]),
+            ),
+            (
+                "w",
+                Value::struct_of([("long", Value::Null), ("boolean", Value::Boolean(true))]),
+            ),
+        ]);
+        let datum = to_avro_value(&schema, &value)
+            .unwrap()
+            .resolve(&parsed)
+            .unwrap();
+        assert_eq!(from_avro_datum(&back, datum, &mut BTreeMap::new()), value);
+        // A record member, through the original writer schema.
+        let point = Value::struct_of([
+            (
+                "v",
+                Value::struct_of([
+                    ("int", Value::Null),
+                    ("string", Value::Null),
+                    ("Point", Value::struct_of([("x", Value::Int(3))])),
+                ]),
+            ),
+            (
+                "w",
+                Value::struct_of([("long", Value::Int(9)), ("boolean", Value::Null)]),
+            ),
+        ]);
+        let writer = apache_avro::Schema::parse(&avro).unwrap();
+        let datum = to_avro_value(&schema, &point)
+            .unwrap()
+            .resolve(&writer)
+            .unwrap();
+        assert_eq!(from_avro_datum(&avro, datum, &mut BTreeMap::new()), point);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod avro;
 pub(crate) mod base64;
 mod byte_array;
+pub mod header;
 pub mod json;
 mod string;
 
@@ -11,6 +12,7 @@ use std::collections::BTreeMap;
 
 pub use avro::AvroConverter;
 pub use byte_array::ByteArrayConverter;
+pub use header::HeaderConverter;
 pub use json::JsonConverter;
 pub use string::StringConverter;
 

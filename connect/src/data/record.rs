@@ -5,11 +5,32 @@ use serde_json::Map;
 
 use super::{Schema, Value};
 
-/// A record header (kept as raw bytes, the way the `SimpleHeaderConverter` round-trips strings).
+/// A record header as Connect data; the `header.converter` turns it into bytes and back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Header {
     pub key: String,
-    pub value: Option<Bytes>,
+    pub schema: Option<Schema>,
+    pub value: Value,
+}
+
+impl Header {
+    /// A string header (or a null one).
+    pub fn string(key: impl Into<String>, value: Option<&str>) -> Self {
+        Header {
+            key: key.into(),
+            schema: value.map(|_| Schema::string()),
+            value: value.map_or(Value::Null, |v| Value::String(v.to_string())),
+        }
+    }
+
+    /// A header with raw bytes.
+    pub fn bytes(key: impl Into<String>, value: Option<Bytes>) -> Self {
+        Header {
+            key: key.into(),
+            schema: value.as_ref().map(|_| Schema::bytes()),
+            value: value.map_or(Value::Null, |v| Value::Bytes(v.to_vec())),
+        }
+    }
 }
 
 /// The part of a record that transforms and converters handle.

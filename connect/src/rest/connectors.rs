@@ -2,7 +2,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value as Json, json};
 
@@ -95,11 +95,9 @@ pub(crate) async fn create(
             ));
         }
     };
-    let (_, mut info) = worker.put_connector(&name, config, false).await?;
-    if let Some(target) = initial {
-        worker.set_target(&name, target).await?;
-        info = worker.info(&name).await?;
-    }
+    let (_, info) = worker
+        .put_connector_in_state(&name, config, false, initial)
+        .await?;
     Ok((StatusCode::CREATED, axum::Json(info.to_json())).into_response())
 }
 
@@ -240,9 +238,25 @@ pub(crate) async fn task_status(
 pub(crate) async fn restart_task(
     State(worker): State<AppState>,
     Path((name, task)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Response, RestError> {
     let id = task_id(&task)?;
-    worker.restart_task(&name, id).await?;
+    // A worker sent it here because this one runs the task: never send it on.
+    let forwarded = headers.contains_key(crate::distributed::FORWARDED);
+    worker.restart_task_from(&name, id, forwarded).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /connectors/{n}/tasks` (internal, distributed): the worker running a connector sends
+/// its task configs to the leader.
+pub(crate) async fn put_task_configs(
+    State(worker): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, RestError> {
+    let configs: Vec<std::collections::BTreeMap<String, String>> = serde_json::from_slice(&body)
+        .map_err(|e| RestError::new(400, format!("Invalid JSON in the request body: {e}")))?;
+    worker.put_task_configs(&name, configs).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

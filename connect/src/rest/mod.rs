@@ -3,6 +3,7 @@
 
 mod connectors;
 mod error;
+mod forward;
 mod plugins;
 
 use std::collections::BTreeMap;
@@ -50,7 +51,10 @@ pub fn router(worker: Arc<Worker>) -> Router {
         .route("/connectors/{name}/pause", put(connectors::pause))
         .route("/connectors/{name}/resume", put(connectors::resume))
         .route("/connectors/{name}/stop", put(connectors::stop))
-        .route("/connectors/{name}/tasks", get(connectors::tasks))
+        .route(
+            "/connectors/{name}/tasks",
+            get(connectors::tasks).post(connectors::put_task_configs),
+        )
         .route(
             "/connectors/{name}/tasks/{task}/status",
             get(connectors::task_status),
@@ -77,6 +81,10 @@ pub fn router(worker: Arc<Worker>) -> Router {
             put(plugins::validate),
         )
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            worker.clone(),
+            forward::leader_writes,
+        ))
         .layer(axum::middleware::from_fn(method_not_allowed))
         .with_state(worker)
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::{ConnectorConfig, WorkerConfig, prefixed};
-use crate::converter::{self, AnyConverter};
+use crate::converter::{self, AnyConverter, HeaderConverter};
 use crate::error::Result;
 
 pub(crate) struct Converters {
@@ -12,6 +12,8 @@ pub(crate) struct Converters {
     pub(crate) value: AnyConverter,
     pub(crate) key_class: String,
     pub(crate) value_class: String,
+    /// `header.converter` (the connector's, else the worker's; SimpleHeaderConverter).
+    pub(crate) header: HeaderConverter,
 }
 
 fn pick(
@@ -45,7 +47,14 @@ impl Converters {
             "value.converter",
             &worker.value_converter,
         );
+        let header_class = config
+            .values
+            .get("header.converter")
+            .or_else(|| worker.values.get("header.converter"))
+            .map(|c| c.trim())
+            .unwrap_or_default();
         Ok(Converters {
+            header: HeaderConverter::from_class(header_class)?,
             key: converter::build("key.converter", &key_class, &key_settings, true)?,
             value: converter::build("value.converter", &value_class, &value_settings, false)?,
             key_class,

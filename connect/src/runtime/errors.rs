@@ -20,6 +20,7 @@ use crate::error::Error;
 pub(crate) enum Stage {
     KeyConverter,
     ValueConverter,
+    HeaderConverter,
     Transformation,
 }
 
@@ -28,6 +29,7 @@ impl Stage {
         match self {
             Stage::KeyConverter => "KEY_CONVERTER",
             Stage::ValueConverter => "VALUE_CONVERTER",
+            Stage::HeaderConverter => "HEADER_CONVERTER",
             Stage::Transformation => "TRANSFORMATION",
         }
     }

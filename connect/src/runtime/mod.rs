@@ -1,6 +1,6 @@
-//! The standalone worker: connectors and their tasks, statuses, source offsets in a file,
-//! sink offsets in the `connect-{name}` consumer group, error tolerance and the dead-letter
-//! queue.
+//! The worker: connectors and their tasks, statuses, source offsets (a file standalone, the
+//! offsets topic distributed), sink offsets in the `connect-{name}` consumer group, error
+//! tolerance and the dead-letter queue.
 //!
 //! ```text
 //! Worker (worker.rs)        connector configs, target states (STARTED/PAUSED/STOPPED), task
@@ -9,15 +9,21 @@
 //! sink.rs                   consumer group → convert → transform → put → flush → commit
 //! errors.rs                 errors.tolerance, errors.log.*, retries, DLQ with context headers
 //! offsets.rs                OffsetStore: offset.storage.file.filename (temp file, fsync, rename)
-//! status.rs                 StatusBoard: connector and task states with traces
+//!                           or offset.storage.topic
+//! status.rs                 StatusBoard: connector and task states with traces (distributed:
+//!                           published to and read from the status topic)
+//! assignment.rs             distributed: config snapshot and group assignment → local tasks
+//! topic_creation.rs         topic.creation.* groups for source connectors
 //! ```
 
+mod assignment;
 mod convert;
 mod errors;
 mod offsets;
 mod sink;
 mod source;
 mod status;
+mod topic_creation;
 mod validate;
 mod worker;
 

@@ -266,8 +266,15 @@ async fn convert(
         timestamp: Some(record.timestamp),
         headers: record
             .headers
-            .into_iter()
-            .map(|(key, value)| Header { key, value })
+            .iter()
+            .map(|(key, value)| {
+                let (schema, value) = pipeline.converters.header.to_connect(value.as_deref());
+                Header {
+                    key: key.clone(),
+                    schema,
+                    value,
+                }
+            })
             .collect(),
     };
     match pipeline.transforms.apply(connect) {

@@ -6,7 +6,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use fjord_client::{DeliveryFuture, ProducerRecord};
+use std::collections::HashSet;
+
+use fjord_client::{Admin, DeliveryFuture, ProducerRecord};
 use tokio::time::Instant;
 
 use super::errors::{RawRecord, Stage};
@@ -16,6 +18,7 @@ use crate::data::SourceRecord;
 use crate::error::{Error, Result};
 use crate::plugin::{OffsetMap, SourceConnector, SourceTask, SourceTaskContext};
 use crate::runtime::status::State;
+use crate::runtime::topic_creation::TopicCreation;
 
 pub(crate) async fn run(ctx: TaskContext, connector: Arc<dyn SourceConnector>) {
     let mut task = connector.create_task();
@@ -26,18 +29,20 @@ pub(crate) async fn run(ctx: TaskContext, connector: Arc<dyn SourceConnector>) {
 }
 
 async fn flush_offsets(ctx: &TaskContext) {
-    let offsets = ctx.worker.offsets.clone();
-    match tokio::task::spawn_blocking(move || offsets.flush()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            tracing::warn!(connector = %ctx.connector, error = %e.chain(), "cannot save source offsets")
-        }
-        Err(e) => tracing::warn!(connector = %ctx.connector, error = %e, "offset flush panicked"),
+    if let Err(e) = ctx.worker.offsets.save().await {
+        tracing::warn!(connector = %ctx.connector, error = %e.chain(), "cannot save source offsets");
     }
 }
 
 async fn run_task(ctx: &TaskContext, task: &mut dyn SourceTask) -> Result<()> {
     let pipeline = ctx.pipeline()?;
+    // Distributed: the offsets the previous owner of this task saved are read first.
+    if let Some(log) = ctx.worker.offset_log.get() {
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => return Ok(()),
+            r = log.read_to_end(std::time::Duration::from_secs(60)) => r?,
+        }
+    }
     let offsets = ctx.worker.offsets.clone();
     let name = ctx.connector.clone();
     let context = SourceTaskContext {
@@ -47,6 +52,7 @@ async fn run_task(ctx: &TaskContext, task: &mut dyn SourceTask) -> Result<()> {
         _ = ctx.cancel.cancelled() => return Ok(()),
         r = task.start(&ctx.task_config, context) => r?,
     }
+    let mut topics = TopicCreator::new(ctx)?;
     let mut paused = ctx.sync_pause_status(None);
     let mut paused_rx = ctx.paused.clone();
     let mut last_flush = Instant::now();
@@ -80,7 +86,7 @@ async fn run_task(ctx: &TaskContext, task: &mut dyn SourceTask) -> Result<()> {
         if !idle {
             let sent = tokio::select! {
                 _ = ctx.cancel.cancelled() => break Ok(()),
-                r = send_batch(ctx, &pipeline, batch) => r,
+                r = send_batch(ctx, &pipeline, &mut topics, batch) => r,
             };
             match sent {
                 Ok(b) => in_flight.push_back(b),
@@ -143,6 +149,7 @@ async fn retire_all(ctx: &TaskContext, in_flight: &mut VecDeque<InFlight>) -> Re
 async fn send_batch(
     ctx: &TaskContext,
     pipeline: &super::worker::Pipeline,
+    topics: &mut TopicCreator,
     batch: Vec<SourceRecord>,
 ) -> Result<InFlight> {
     let mut deliveries = Vec::with_capacity(batch.len());
@@ -153,6 +160,7 @@ async fn send_batch(
             continue;
         };
         ctx.worker.note_topic(&ctx.connector, &out.topic);
+        topics.ensure(&out.topic).await?;
         let topic = out.topic.clone();
         let delivery = ctx
             .worker
@@ -186,7 +194,13 @@ async fn convert(
         headers: r
             .headers
             .iter()
-            .map(|h| (h.key.clone(), h.value.clone()))
+            .map(|h| {
+                let bytes = crate::converter::header::HeaderConverter::Simple
+                    .from_connect(&h.key, h.schema.as_ref(), &h.value)
+                    .ok()
+                    .flatten();
+                (h.key.clone(), bytes.map(Bytes::from))
+            })
             .collect(),
     };
     let original = raw(&record);
@@ -230,18 +244,94 @@ async fn convert(
             return Ok(None);
         }
     };
+    let mut headers = Vec::with_capacity(record.headers.len());
+    for h in &record.headers {
+        match pipeline
+            .converters
+            .header
+            .from_connect(&h.key, h.schema.as_ref(), &h.value)
+        {
+            Ok(bytes) => headers.push((h.key.clone(), bytes.map(Bytes::from))),
+            Err(e) => {
+                ctx.reporter(pipeline)
+                    .report(Stage::HeaderConverter, "header.converter", e, &raw(&record))
+                    .await?;
+                return Ok(None);
+            }
+        }
+    }
     Ok(Some(ProducerRecord {
         topic: record.topic,
         partition: record.kafka_partition,
         key: key.map(Bytes::from),
         value: value.map(Bytes::from),
-        headers: record
-            .headers
-            .into_iter()
-            .map(|h| (h.key, h.value))
-            .collect(),
+        headers,
         timestamp: record.timestamp,
     }))
+}
+
+/// Creates the topics the task writes to, once each, when `topic.creation.*` asks for it.
+struct TopicCreator {
+    creation: Option<TopicCreation>,
+    bootstrap: String,
+    seen: HashSet<String>,
+}
+
+impl TopicCreator {
+    fn new(ctx: &TaskContext) -> Result<Self> {
+        let enabled = ctx
+            .worker
+            .config
+            .values
+            .get("topic.creation.enable")
+            .is_none_or(|v| !v.trim().eq_ignore_ascii_case("false"));
+        let creation = if enabled {
+            TopicCreation::from_config(&ctx.config.values)?
+        } else {
+            None
+        };
+        Ok(TopicCreator {
+            creation,
+            bootstrap: ctx.worker.config.bootstrap_servers.clone(),
+            seen: HashSet::new(),
+        })
+    }
+
+    async fn ensure(&mut self, topic: &str) -> Result<()> {
+        let Some(creation) = &self.creation else {
+            return Ok(());
+        };
+        if self.seen.contains(topic) {
+            return Ok(());
+        }
+        let kafka = |source| Error::Kafka {
+            context: format!("creating topic {topic} (topic.creation.*)"),
+            source,
+        };
+        let admin = Admin::connect(&self.bootstrap).await.map_err(kafka)?;
+        let exists = admin
+            .list_topics()
+            .await
+            .map_err(kafka)?
+            .iter()
+            .any(|t| t.name == topic);
+        if !exists {
+            let group = creation.group_for(topic);
+            match admin
+                .create_topic(topic, group.partitions, group.replication, &group.configs)
+                .await
+            {
+                Ok(()) => {
+                    tracing::info!(%topic, group = %group.name, partitions = group.partitions, "created a topic for a source connector")
+                }
+                // TOPIC_ALREADY_EXISTS: another task was first.
+                Err(fjord_client::Error::Broker { code, .. }) if code.code() == 36 => {}
+                Err(e) => return Err(kafka(e)),
+            }
+        }
+        self.seen.insert(topic.to_string());
+        Ok(())
+    }
 }
 
 impl TaskContext {

@@ -62,6 +62,11 @@ pub(crate) fn validate(config: &BTreeMap<String, String>, worker: &WorkerConfig)
             extra.entry(error_key(&e)).or_default().push(e.to_string());
         }
     }
+    if let Some(Connector::Source(_)) = plugin.as_ref().map(|p| &p.connector)
+        && let Err(e) = super::topic_creation::TopicCreation::from_config(config)
+    {
+        extra.entry(error_key(&e)).or_default().push(e.to_string());
+    }
     if let Err(e) = TransformChain::from_config(config) {
         extra
             .entry("transforms".to_string())
@@ -73,21 +78,13 @@ pub(crate) fn validate(config: &BTreeMap<String, String>, worker: &WorkerConfig)
     {
         extra.entry(error_key(&e)).or_default().push(e.to_string());
     }
-    // Headers pass through as bytes; these header converters all mean that for string headers.
-    if let Some(class) = config
-        .get("header.converter")
-        .map(|c| c.trim())
-        .filter(|c| !c.is_empty())
+    if let Some(class) = config.get("header.converter")
+        && let Err(e) = crate::converter::HeaderConverter::from_class(class)
     {
-        let simple = class.rsplit('.').next().unwrap_or(class);
-        if !matches!(
-            simple,
-            "SimpleHeaderConverter" | "StringConverter" | "ByteArrayConverter"
-        ) {
-            extra.entry("header.converter".into()).or_default().push(format!(
-                "Class {class} could not be found; header converters: org.apache.kafka.connect.storage.SimpleHeaderConverter, StringConverter, ByteArrayConverter"
-            ));
-        }
+        extra
+            .entry("header.converter".into())
+            .or_default()
+            .push(e.to_string());
     }
     for (order, key) in def.keys.iter().enumerate() {
         let mut key_errors = key.errors(config);

@@ -1,7 +1,7 @@
 //! The standalone worker: connector configs, target states and task handles.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use fjord_client::{Admin, Producer, ProducerConfig};
@@ -16,6 +16,7 @@ use super::offsets::OffsetStore;
 use super::status::{State, StatusBoard};
 use super::validate::validate;
 use crate::config::{ConnectorConfig, WorkerConfig};
+use crate::distributed::{Cluster, KafkaBasedLog};
 use crate::error::{Error, Result};
 use crate::plugin::{Connector, PluginDesc, TaskConfigs};
 use crate::transforms::TransformChain;
@@ -80,16 +81,27 @@ pub(crate) struct WorkerShared {
     pub(crate) producer: Arc<Producer>,
     pub(crate) offsets: Arc<OffsetStore>,
     pub(crate) status: Arc<StatusBoard>,
-    topics: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    pub(crate) topics: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    /// Distributed mode: the offsets topic, read to its end before a source task starts.
+    pub(crate) offset_log: OnceLock<KafkaBasedLog>,
 }
 
 impl WorkerShared {
-    /// Records that a connector uses a topic (`GET /connectors/{n}/topics`).
+    /// Records that a connector uses a topic (`GET /connectors/{n}/topics`); distributed, as
+    /// Kafka Connect's `topic-{topic}-connector-{connector}` status record too.
     pub(crate) fn note_topic(&self, connector: &str, topic: &str) {
         let mut map = self.topics.lock().unwrap_or_else(|e| e.into_inner());
         let set = map.entry(connector.to_string()).or_default();
         if !set.contains(topic) {
             set.insert(topic.to_string());
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            let value = json!({"topic": {"name": topic, "connector": connector, "task": 0, "discoverTimestamp": now}});
+            self.status.publish_raw(
+                format!("topic-{topic}-connector-{connector}"),
+                Some(value.to_string().into_bytes()),
+            );
         }
     }
 }
@@ -146,28 +158,35 @@ impl TaskContext {
     }
 }
 
-struct TaskHandle {
+pub(crate) struct TaskHandle {
     cancel: CancellationToken,
-    paused: watch::Sender<bool>,
+    pub(crate) paused: watch::Sender<bool>,
     /// The supervisor that reports a panic of the task.
     join: JoinHandle<()>,
     /// The task itself.
     abort: tokio::task::AbortHandle,
+    /// The configs it started with (distributed mode restarts it when they change).
+    pub(crate) task_config: BTreeMap<String, String>,
+    pub(crate) connector_config: BTreeMap<String, String>,
 }
 
-struct ConnectorEntry {
-    config: ConnectorConfig,
-    plugin: PluginDesc,
-    target: TargetState,
-    task_configs: TaskConfigs,
-    tasks: Vec<Option<TaskHandle>>,
+pub(crate) struct ConnectorEntry {
+    pub(crate) config: ConnectorConfig,
+    pub(crate) plugin: PluginDesc,
+    pub(crate) target: TargetState,
+    pub(crate) task_configs: TaskConfigs,
+    pub(crate) tasks: Vec<Option<TaskHandle>>,
 }
 
-/// A standalone Connect worker.
+/// A Connect worker: standalone, or one of a distributed group.
 pub struct Worker {
-    shared: Arc<WorkerShared>,
-    connectors: tokio::sync::Mutex<BTreeMap<String, ConnectorEntry>>,
+    pub(crate) shared: Arc<WorkerShared>,
+    pub(crate) connectors: tokio::sync::Mutex<BTreeMap<String, ConnectorEntry>>,
     cluster_id: Mutex<Option<String>>,
+    /// Distributed mode: the group, the internal topics and the leader.
+    pub(crate) cluster: OnceLock<Arc<Cluster>>,
+    /// Distributed mode: the connectors this worker is assigned.
+    pub(crate) owned: Mutex<BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -208,9 +227,12 @@ impl Worker {
                 offsets: Arc::new(offsets),
                 status: Arc::new(StatusBoard::new(worker_id)),
                 topics: Mutex::new(BTreeMap::new()),
+                offset_log: OnceLock::new(),
             }),
             connectors: tokio::sync::Mutex::new(BTreeMap::new()),
             cluster_id: Mutex::new(None),
+            cluster: OnceLock::new(),
+            owned: Mutex::new(BTreeSet::new()),
         })
     }
 
@@ -255,8 +277,21 @@ impl Worker {
     pub async fn put_connector(
         &self,
         name: &str,
+        values: BTreeMap<String, String>,
+        allow_update: bool,
+    ) -> Result<(bool, ConnectorInfo), WorkerError> {
+        self.put_connector_in_state(name, values, allow_update, None)
+            .await
+    }
+
+    /// Like [`Worker::put_connector`], and a new connector starts in `initial` (`POST
+    /// /connectors` with `initial_state`).
+    pub async fn put_connector_in_state(
+        &self,
+        name: &str,
         mut values: BTreeMap<String, String>,
         allow_update: bool,
+        initial: Option<TargetState>,
     ) -> Result<(bool, ConnectorInfo), WorkerError> {
         if name.trim().is_empty() {
             return Err(WorkerError::BadRequest(
@@ -291,6 +326,11 @@ impl Worker {
                 "Connector configuration is invalid".into(),
             ));
         };
+        if let Some(cluster) = self.cluster.get() {
+            return cluster
+                .write_connector(self, name, config.values, plugin, allow_update, initial)
+                .await;
+        }
         let mut connectors = self.connectors.lock().await;
         let created = match connectors.remove(name) {
             Some(mut old) => {
@@ -314,7 +354,11 @@ impl Worker {
                 true
             }
         };
-        let info = Self::info_of(name, &connectors[name]);
+        drop(connectors);
+        if created && let Some(target) = initial {
+            self.set_target(name, target).await?;
+        }
+        let info = self.info(name).await?;
         tracing::info!(connector = name, created, "connector configured");
         Ok((created, info))
     }
@@ -411,7 +455,7 @@ impl Worker {
         entry.task_configs = task_configs;
     }
 
-    fn spawn_task(
+    pub(crate) fn spawn_task(
         &self,
         name: &str,
         id: usize,
@@ -465,10 +509,12 @@ impl Worker {
             paused: paused_tx,
             join,
             abort,
+            task_config: task_config.clone(),
+            connector_config: entry.config.values.clone(),
         }
     }
 
-    async fn stop_task(&self, handle: TaskHandle) {
+    pub(crate) async fn stop_task(&self, handle: TaskHandle) {
         handle.cancel.cancel();
         let timeout = self
             .shared
@@ -483,7 +529,7 @@ impl Worker {
         }
     }
 
-    async fn stop_tasks(&self, entry: &mut ConnectorEntry) {
+    pub(crate) async fn stop_tasks(&self, entry: &mut ConnectorEntry) {
         let handles: Vec<TaskHandle> = entry.tasks.drain(..).flatten().collect();
         for h in &handles {
             h.cancel.cancel();
@@ -493,7 +539,7 @@ impl Worker {
         }
     }
 
-    fn info_of(name: &str, entry: &ConnectorEntry) -> ConnectorInfo {
+    pub(crate) fn info_of(name: &str, entry: &ConnectorEntry) -> ConnectorInfo {
         ConnectorInfo {
             name: name.to_string(),
             config: entry.config.values.clone(),
@@ -523,6 +569,9 @@ impl Worker {
     }
 
     pub async fn delete(&self, name: &str) -> Result<(), WorkerError> {
+        if let Some(cluster) = self.cluster.get() {
+            return cluster.delete_connector(self, name).await;
+        }
         let mut connectors = self.connectors.lock().await;
         let mut entry = connectors
             .remove(name)
@@ -540,6 +589,9 @@ impl Worker {
 
     /// Changes the target state (`pause`, `resume`, `stop`).
     pub async fn set_target(&self, name: &str, target: TargetState) -> Result<(), WorkerError> {
+        if let Some(cluster) = self.cluster.get() {
+            return cluster.write_target(self, name, target).await;
+        }
         let mut connectors = self.connectors.lock().await;
         let entry = connectors
             .get_mut(name)
@@ -587,6 +639,11 @@ impl Worker {
         include_tasks: bool,
         only_failed: bool,
     ) -> Result<bool, WorkerError> {
+        if let Some(cluster) = self.cluster.get() {
+            return cluster
+                .write_restart(self, name, include_tasks, only_failed)
+                .await;
+        }
         let mut connectors = self.connectors.lock().await;
         let entry = connectors
             .get_mut(name)
@@ -625,7 +682,7 @@ impl Worker {
         Ok(true)
     }
 
-    async fn restart_task_in(&self, name: &str, entry: &mut ConnectorEntry, id: usize) {
+    pub(crate) async fn restart_task_in(&self, name: &str, entry: &mut ConnectorEntry, id: usize) {
         if let Some(h) = entry.tasks.get_mut(id).and_then(Option::take) {
             self.stop_task(h).await;
         }
@@ -639,12 +696,46 @@ impl Worker {
 
     /// `POST /connectors/{n}/tasks/{t}/restart`.
     pub async fn restart_task(&self, name: &str, id: usize) -> Result<(), WorkerError> {
+        self.restart_task_from(name, id, false).await
+    }
+
+    /// `POST /connectors/{n}/tasks` (internal, distributed mode only).
+    pub async fn put_task_configs(
+        &self,
+        name: &str,
+        configs: TaskConfigs,
+    ) -> Result<(), WorkerError> {
+        match self.cluster.get() {
+            Some(cluster) => cluster.write_task_configs(self, name, configs).await,
+            None => Err(WorkerError::NotFound("HTTP 404 Not Found".into())),
+        }
+    }
+
+    /// A task restart; `forwarded`: another worker sent it here, so it is never sent on.
+    pub(crate) async fn restart_task_from(
+        &self,
+        name: &str,
+        id: usize,
+        forwarded: bool,
+    ) -> Result<(), WorkerError> {
         let mut connectors = self.connectors.lock().await;
         let entry = connectors
             .get_mut(name)
             .ok_or_else(|| WorkerError::not_found(name))?;
         if id >= entry.tasks.len() {
             return Err(WorkerError::NotFound(format!("Task {name}-{id} not found")));
+        }
+        if let Some(cluster) = self.cluster.get()
+            && entry.tasks[id].is_none()
+        {
+            if forwarded {
+                return Err(WorkerError::Conflict(
+                    crate::distributed::CONFLICTING.into(),
+                ));
+            }
+            // Another worker runs it: ask that worker.
+            drop(connectors);
+            return cluster.restart_remote_task(self, name, id).await;
         }
         self.restart_task_in(name, entry, id).await;
         Ok(())
@@ -667,11 +758,17 @@ impl Worker {
         if !self.connectors.lock().await.contains_key(name) {
             return Err(WorkerError::not_found(name));
         }
-        self.shared
+        let removed = self
+            .shared
             .topics
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(name);
+        for topic in removed.into_iter().flatten() {
+            self.shared
+                .status
+                .publish_raw(format!("topic-{topic}-connector-{name}"), None);
+        }
         Ok(())
     }
 
@@ -827,21 +924,32 @@ impl Worker {
     }
 
     async fn flush_offsets(&self) -> Result<(), WorkerError> {
-        let offsets = self.shared.offsets.clone();
-        tokio::task::spawn_blocking(move || offsets.flush())
+        self.shared
+            .offsets
+            .save()
             .await
-            .map_err(|e| WorkerError::Internal(e.to_string()))?
             .map_err(|e| WorkerError::Internal(e.chain()))
     }
 
-    /// Stops every task, saves offsets and closes the producer.
+    /// Stops every task, saves offsets and closes the producer (distributed: stops taking
+    /// part in rebalances first, and leaves the group once the tasks are stopped).
     pub async fn shutdown(&self) {
+        let member = match self.cluster.get() {
+            Some(cluster) => cluster.stop().await,
+            None => None,
+        };
         let mut connectors = self.connectors.lock().await;
         for entry in connectors.values_mut() {
             self.stop_tasks(entry).await;
         }
+        drop(connectors);
         if let Err(e) = self.flush_offsets().await {
             tracing::warn!(error = %e, "cannot save source offsets at shutdown");
+        }
+        if let Some(mut member) = member
+            && let Err(e) = member.leave().await
+        {
+            tracing::warn!(error = %e, "leaving the Connect group");
         }
         self.shared.producer.close().await;
     }

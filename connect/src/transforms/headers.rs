@@ -1,22 +1,25 @@
 //! `InsertHeader` (`header`, `value.literal`), `DropHeaders` (`headers`) and `HeaderFrom`
 //! (`fields`, `headers`, `operation` move|copy).
 
-use bytes::Bytes;
-
 use super::{Settings, Target, Transform, fields_of, rebuild, require_struct};
-use crate::data::{ConnectRecord, Header, Value};
+use crate::converter::header::parse_string;
+use crate::data::{ConnectRecord, Header, Schema, Value};
 use crate::error::{Error, Result};
 
 pub(crate) struct InsertHeader {
     header: String,
-    value: Bytes,
+    schema: Option<Schema>,
+    value: Value,
 }
 
 impl InsertHeader {
     pub(crate) fn new(s: &Settings<'_>) -> Result<Self> {
+        // Kafka parses the literal (`Values.parseString`): "42" is an int8 header.
+        let (schema, value) = parse_string(s.required("value.literal")?);
         Ok(InsertHeader {
             header: s.required("header")?.to_string(),
-            value: Bytes::from(s.required("value.literal")?.to_string()),
+            schema,
+            value,
         })
     }
 }
@@ -25,7 +28,8 @@ impl Transform for InsertHeader {
     fn apply(&self, mut record: ConnectRecord) -> Result<Option<ConnectRecord>> {
         record.headers.push(Header {
             key: self.header.clone(),
-            value: Some(self.value.clone()),
+            schema: self.schema.clone(),
+            value: self.value.clone(),
         });
         Ok(Some(record))
     }
@@ -99,9 +103,14 @@ impl Transform for HeaderFrom {
                 .find(|(n, _)| n == field)
                 .map(|(_, v)| v.clone())
                 .unwrap_or(Value::Null);
+            let field_schema = schema
+                .as_ref()
+                .and_then(|s| s.field_named(field))
+                .map(|f| f.schema.clone());
             record.headers.push(Header {
                 key: header.clone(),
-                value: (!v.is_null()).then(|| Bytes::from(v.to_text())),
+                schema: field_schema,
+                value: v,
             });
         }
         let mut schema = schema;
@@ -150,14 +159,12 @@ mod tests {
                 (Value::from("n"), Value::from("x")),
             ]),
         );
-        r.headers.push(Header {
-            key: "secret".into(),
-            value: None,
-        });
+        r.headers.push(Header::string("secret", None));
         let out = chain.apply(r).unwrap().unwrap();
         let keys: Vec<_> = out.headers.iter().map(|h| h.key.as_str()).collect();
         assert_eq!(keys, ["source", "record-id"]);
-        assert_eq!(out.headers[1].value.as_deref(), Some(&b"5"[..]));
+        assert_eq!(out.headers[0].value, Value::from("fjord"));
+        assert_eq!(out.headers[1].value, Value::Int(5));
         assert_eq!(
             out.value,
             Value::Map(vec![(Value::from("n"), Value::from("x"))])

@@ -361,10 +361,7 @@ mod tests {
                 .is_none()
         );
         let mut r = ConnectRecord::new("a", None, Value::from("v"));
-        r.headers.push(Header {
-            key: "x".into(),
-            value: None,
-        });
+        r.headers.push(Header::string("x", None));
         assert!(chain.apply(r).unwrap().is_some());
     }
 

@@ -141,6 +141,91 @@ impl TestConnect {
         })
     }
 
+    /// A distributed worker of `group` (fast heartbeats so that tests rebalance quickly; the
+    /// internal topics get a prefix so that groups in one broker do not share them).
+    /// Logs to the test's output when `RUST_LOG` is set.
+    pub(crate) fn init_logs() {
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_test_writer()
+                .try_init();
+        }
+    }
+
+    pub(crate) async fn start_distributed(
+        broker: &TestBroker,
+        group: &str,
+        extra: &[(&str, &str)],
+    ) -> Result<Self> {
+        Self::init_logs();
+        let mut values = BTreeMap::from([
+            ("bootstrap.servers".to_string(), broker.bootstrap()),
+            ("listeners".to_string(), "http://127.0.0.1:0".to_string()),
+            ("group.id".to_string(), group.to_string()),
+            (
+                "config.storage.topic".to_string(),
+                format!("{group}-configs"),
+            ),
+            (
+                "offset.storage.topic".to_string(),
+                format!("{group}-offsets"),
+            ),
+            (
+                "status.storage.topic".to_string(),
+                format!("{group}-status"),
+            ),
+            ("offset.storage.partitions".to_string(), "3".to_string()),
+            ("status.storage.partitions".to_string(), "2".to_string()),
+            ("offset.flush.interval.ms".to_string(), "200".to_string()),
+            ("session.timeout.ms".to_string(), "6000".to_string()),
+            ("heartbeat.interval.ms".to_string(), "300".to_string()),
+            (
+                "consumer.session.timeout.ms".to_string(),
+                "6000".to_string(),
+            ),
+            (
+                "consumer.heartbeat.interval.ms".to_string(),
+                "500".to_string(),
+            ),
+        ]);
+        for (k, v) in extra {
+            values.insert(k.to_string(), v.to_string());
+        }
+        let config = WorkerConfig::from_properties(&values)?;
+        let cluster = fjord_connect::DistributedConfig::from_properties(&values)?;
+        let shutdown = CancellationToken::new();
+        let server = ConnectServer::start_distributed(config, cluster, shutdown.clone()).await?;
+        let addr = server.local_addr();
+        let task = tokio::spawn(server.run());
+        Ok(TestConnect {
+            addr,
+            shutdown,
+            task: Some(task),
+            http: Client::builder(TokioExecutor::new()).build_http(),
+        })
+    }
+
+    /// Like `call`, retried while the answer is Kafka Connect's 409 for a rebalance.
+    pub(crate) async fn call_settled(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value)> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let (status, value) = self.call(method, path, body.clone()).await?;
+            let rebalancing = value["message"].as_str().is_some_and(|m| {
+                m.contains("stale configuration") || m.contains("conflicting operation")
+            });
+            if status != 409 || !rebalancing || tokio::time::Instant::now() > deadline {
+                return Ok((status, value));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub(crate) async fn stop(&mut self) -> Result<()> {
         self.shutdown.cancel();
         if let Some(task) = self.task.take() {

@@ -517,3 +517,44 @@ async fn sqlite_timestamp_mode_reads_text_timestamps() -> Result<()> {
     connect.stop().await?;
     result
 }
+
+#[tokio::test]
+async fn a_failing_put_is_retried_with_backoff_until_it_succeeds() -> Result<()> {
+    let mut pg = Pg::connect().await?;
+    let broker = TestBroker::start().await?;
+    let tbl = table("retry");
+    pg.own(&tbl);
+    let schema = json!({"type": "struct", "optional": false, "fields": [
+        {"field": "id", "type": "int32", "optional": false}]});
+    let values: Vec<String> = (1..=3)
+        .map(|i| envelope(schema.clone(), json!({"id": i})))
+        .collect();
+    let pairs: Vec<(&str, &str)> = values.iter().map(|v| ("", v.as_str())).collect();
+    broker.produce(&tbl, &pairs).await?;
+    let mut connect = TestConnect::start(&broker, &[]).await?;
+    // The table is missing and auto.create is off: every put fails until it exists.
+    connect
+        .create(
+            "pg",
+            json!({
+                "connector.class": "JdbcSinkConnector", "connection.url": PG_URL, "topics": tbl,
+                "insert.mode": "insert", "errors.retry.timeout": "60000",
+                "errors.retry.delay.max.ms": "500",
+            }),
+        )
+        .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let status = connect.get("/connectors/pg/status").await?.1;
+    let result = async {
+        anyhow::ensure!(status["tasks"][0]["state"] == "RUNNING", "{status}");
+        pg.exec(&format!("CREATE TABLE \"{tbl}\" (id INT PRIMARY KEY)"))
+            .await?;
+        let expected: Vec<Value> = (1..=3).map(|i| json!({"id": i})).collect();
+        pg.wait_rows(&tbl, "id", &expected).await?;
+        connect.wait_state("pg", "RUNNING").await.map(|_| ())
+    }
+    .await;
+    connect.stop().await?;
+    pg.cleanup().await;
+    result
+}

@@ -516,8 +516,18 @@ impl JdbcSinkTask {
                 }
                 let sql = dialect.create_table(table, &columns, pk)?;
                 tracing::info!(table, %sql, "creating table");
-                db.execute(&sql).await?;
-                columns.iter().map(|c| c.0.clone()).collect()
+                match db.execute(&sql).await {
+                    Ok(()) => columns.iter().map(|c| c.0.clone()).collect(),
+                    // Another task (tasks.max > 1) created it at the same time: use that
+                    // one (a later write evolves it if columns are missing).
+                    Err(e) => match db.columns(table).await? {
+                        Some(existing) => {
+                            tracing::info!(table, "the table was created concurrently");
+                            existing.into_iter().map(|c| c.0).collect()
+                        }
+                        None => return Err(e),
+                    },
+                }
             }
             Some(existing) => {
                 let mut known: BTreeSet<String> = existing.into_iter().map(|c| c.0).collect();
