@@ -45,6 +45,9 @@ pub struct StateStore {
     kind: StoreKind,
     backend: Box<dyn KvBackend>,
     cache: BTreeMap<Bytes, Entry>,
+    /// Keys changed since the last write-back (so a write-back costs what changed, not the
+    /// whole cache, which holds every change until the next commit).
+    dirty: Vec<Bytes>,
     logging: bool,
 }
 
@@ -66,6 +69,7 @@ impl StateStore {
             kind,
             backend,
             cache: BTreeMap::new(),
+            dirty: Vec::new(),
             logging,
         }
     }
@@ -104,13 +108,18 @@ impl StateStore {
         let logged = !self.logging;
         match self.cache.get_mut(key) {
             Some(e) => {
+                if e.written {
+                    self.dirty.push(Bytes::copy_from_slice(key));
+                }
                 e.value = value;
                 e.written = false;
                 e.logged = logged;
             }
             None => {
+                let key = Bytes::copy_from_slice(key);
+                self.dirty.push(key.clone());
                 self.cache.insert(
-                    Bytes::copy_from_slice(key),
+                    key,
                     Entry {
                         value,
                         written: false,
@@ -175,16 +184,25 @@ impl StateStore {
 
     /// Writes cached changes to the backend; forgets those the changelog has too.
     pub fn write_back(&mut self) -> Result<()> {
-        for (k, e) in self.cache.iter_mut() {
+        while let Some(key) = self.dirty.pop() {
+            let Some(e) = self.cache.get_mut(&key) else {
+                continue;
+            };
             if !e.written {
-                match &e.value {
-                    Some(v) => self.backend.put(k, v)?,
-                    None => self.backend.delete(k)?,
+                let written = match &e.value {
+                    Some(v) => self.backend.put(&key, v),
+                    None => self.backend.delete(&key),
+                };
+                if let Err(err) = written {
+                    self.dirty.push(key);
+                    return Err(err);
                 }
                 e.written = true;
             }
+            if e.logged {
+                self.cache.remove(&key);
+            }
         }
-        self.cache.retain(|_, e| !e.logged);
         Ok(())
     }
 
@@ -207,6 +225,7 @@ impl StateStore {
     /// Removes everything (before a restore).
     pub(crate) fn clear(&mut self) -> Result<()> {
         self.cache.clear();
+        self.dirty.clear();
         self.backend.clear()
     }
 }
