@@ -151,3 +151,6 @@ impl StreamsBuilder {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod close_tests;

@@ -53,6 +53,12 @@ struct JoinSide<K, VT, VO, VR> {
     down: Downstream<K, VR>,
     buf: Vec<u8>,
     expired_through: i64,
+    /// Stream time of the last scan of the unmatched records.
+    outer_scanned_at: i64,
+    /// Every unmatched record older than this was emitted by an earlier scan (none can be
+    /// added below it: such a record would be late), so scans start here instead of walking
+    /// the deletions of everything emitted so far.
+    outer_scanned_below: i64,
 }
 
 impl<K, VT, VO, VR> Lifecycle for JoinSide<K, VT, VO, VR> {
@@ -85,10 +91,22 @@ impl<K: Clone + 'static, VT: 'static, VO: 'static, VR: Clone + 'static> JoinSide
         };
         // Held records close `reach + grace` after their time, reach being before or after.
         let horizon = st.saturating_sub(self.before.min(self.after) + self.grace);
-        let candidates = if self.holds_unmatched {
-            outer
+        let candidates = if self.holds_unmatched && st != self.outer_scanned_at {
+            let from = time_bytes(self.outer_scanned_below);
+            let lower = if self.outer_scanned_below == i64::MIN {
+                Bound::Unbounded
+            } else {
+                Bound::Included(&from[..])
+            };
+            let found = outer
                 .borrow()
-                .range(Bound::Unbounded, Bound::Excluded(&time_bytes(horizon)[..]))?
+                .range(lower, Bound::Excluded(&time_bytes(horizon)[..]))?;
+            self.outer_scanned_at = st;
+            // Records below this close by now whichever side holds them.
+            self.outer_scanned_below = st
+                .saturating_sub(self.before.max(self.after))
+                .saturating_sub(self.grace);
+            found
         } else {
             Vec::new()
         };
@@ -306,6 +324,8 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
                     down: Downstream::new(vec![shared(inst)?]),
                     buf: Vec::new(),
                     expired_through: i64::MIN,
+                    outer_scanned_at: i64::MIN,
+                    outer_scanned_below: i64::MIN,
                 })
             });
         }
@@ -335,6 +355,8 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
                     down: Downstream::new(vec![shared(inst)?]),
                     buf: Vec::new(),
                     expired_through: i64::MIN,
+                    outer_scanned_at: i64::MIN,
+                    outer_scanned_below: i64::MIN,
                 })
             });
         }

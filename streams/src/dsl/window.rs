@@ -8,6 +8,7 @@
 //! a session is late when `end < stream time - grace`.
 
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -539,6 +540,9 @@ struct SessionAggregate<K, V, VA> {
     buf: Vec<u8>,
     /// Stream time of the last scan for closed sessions.
     scanned_at: i64,
+    /// Emit-on-close: the stored sessions by end time, so closing costs what closes rather
+    /// than a scan of the store (built from the store on first use, after any restore).
+    by_end: Option<BTreeSet<(i64, Bytes)>>,
 }
 
 impl<K: 'static, V: 'static, VA: 'static> Lifecycle for SessionAggregate<K, V, VA> {
@@ -564,14 +568,33 @@ impl<K: Clone + 'static, V: 'static, VA: Clone + 'static> SessionAggregate<K, V,
         }
         self.scanned_at = st;
         let horizon = st.saturating_sub(self.windows.gap + self.windows.grace);
-        let all = store.borrow().all()?;
-        for (stored, value) in all {
+        let by_end = match &mut self.by_end {
+            Some(index) => index,
+            None => {
+                let mut index = BTreeSet::new();
+                for (stored, _) in store.borrow().all()? {
+                    if let Some((_, _, end)) = split_session_key(&stored) {
+                        index.insert((end, stored));
+                    }
+                }
+                self.by_end.insert(index)
+            }
+        };
+        let mut closed = Vec::new();
+        while let Some(first) = by_end.first()
+            && first.0 <= horizon
+        {
+            if let Some((_, stored)) = by_end.pop_first() {
+                closed.push(stored);
+            }
+        }
+        for stored in closed {
             let Some((key_bytes, start, end)) = split_session_key(&stored) else {
                 continue;
             };
-            if end > horizon {
+            let Some(value) = store.borrow().get(&stored)? else {
                 continue;
-            }
+            };
             let key = self
                 .key_serde
                 .deserialize(Some(key_bytes))
@@ -648,6 +671,9 @@ impl<K: Clone + 'static, V: 'static, VA: Clone + 'static> Processor<K, V>
                 continue;
             }
             store.borrow_mut().delete(&stored)?;
+            if let Some(index) = &mut self.by_end {
+                index.remove(&(e, stored));
+            }
             if emit_updates {
                 self.down.forward(
                     ctx,
@@ -669,6 +695,9 @@ impl<K: Clone + 'static, V: 'static, VA: Clone + 'static> Processor<K, V>
         session_key(&key_bytes, start, end, &mut self.buf);
         let bytes = to_store_bytes(&self.agg_serde, &agg, &self.store_name)?;
         store.borrow_mut().put(&self.buf, &bytes)?;
+        if let Some(index) = &mut self.by_end {
+            index.insert((end, Bytes::copy_from_slice(&self.buf)));
+        }
         if emit_updates {
             self.down.forward(
                 ctx,
@@ -750,6 +779,7 @@ impl<K: Clone + 'static, V: Clone + 'static> SessionWindowedKStream<K, V> {
                 down: children.instantiate(inst)?,
                 buf: Vec::new(),
                 scanned_at: i64::MIN,
+                by_end: None,
             })
         });
         table
