@@ -8,6 +8,7 @@ mod consume;
 mod group;
 mod produce;
 mod registry;
+mod sql;
 mod topic;
 
 use std::collections::BTreeMap;
@@ -53,6 +54,9 @@ enum Command {
     Registry(registry::RegistryArgs),
     /// Run a Kafka-Connect-compatible worker (REST API on port 8083) against a broker.
     Connect(connect::ConnectArgs),
+    /// Query topics with SQL (a REPL without a statement); CREATE STREAM runs a continuous
+    /// query that writes to a topic.
+    Sql(sql::SqlArgs),
 }
 
 #[derive(Debug, Args)]
@@ -146,6 +150,7 @@ fn main() -> ExitCode {
             Command::Bench(args) => bench::run(args).await,
             Command::Registry(args) => registry::run(args).await,
             Command::Connect(args) => connect::run(args).await,
+            Command::Sql(args) => sql::run(args).await,
             Command::Broker(args) => {
                 let mut values = match &args.config {
                     Some(path) => BrokerConfig::read_file(path)?,

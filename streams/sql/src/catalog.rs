@@ -79,7 +79,13 @@ impl SchemaProvider for TopicCatalog {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        names.extend(self.registered.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned());
+        names.extend(
+            self.registered
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .keys()
+                .cloned(),
+        );
         names
     }
 

@@ -140,7 +140,11 @@ impl SqlContext {
         if let Some(batch) = crate::continuous::statement(self, statement).await? {
             let schema = batch.schema();
             return Ok(Box::pin(
-                datafusion::physical_plan::memory::MemoryStream::try_new(vec![batch], schema, None)?,
+                datafusion::physical_plan::memory::MemoryStream::try_new(
+                    vec![batch],
+                    schema,
+                    None,
+                )?,
             ));
         }
         self.catalog.refresh().await?;
@@ -150,10 +154,15 @@ impl SqlContext {
 }
 
 /// A session whose default schema is `catalog`.
-pub(crate) fn session_with(catalog: Arc<TopicCatalog>, batch_size: usize) -> Result<SessionContext> {
-    let config = SessionConfig::new()
+pub(crate) fn session_with(
+    catalog: Arc<TopicCatalog>,
+    batch_size: usize,
+) -> Result<SessionContext> {
+    let mut config = SessionConfig::new()
         .with_information_schema(true)
         .with_batch_size(batch_size);
+    // Spans let planning errors say where in the query they are.
+    config.options_mut().sql_parser.collect_spans = true;
     let session = SessionContext::new_with_config(config);
     crate::continuous::register_functions(&session);
     let Some(default) = session.catalog("datafusion") else {

@@ -15,8 +15,8 @@ pub enum Error {
         message: String,
         /// (line, column), both from 1.
         location: Option<(u64, u64)>,
-        #[source]
-        source: Box<DataFusionError>,
+        /// Not a `source`: the message is already DataFusion's (a chain would repeat it).
+        cause: Box<DataFusionError>,
     },
     /// A statement of ours (`CREATE STREAM`, `DROP STREAM`, ...) is malformed.
     #[error("{statement}: {reason}")]
@@ -32,7 +32,9 @@ pub enum Error {
         source: fjord_client::Error,
     },
     /// A partition stopped yielding records before the end offset the scan planned for.
-    #[error("reading {topic}-{partition}: no record past offset {offset} for {waited:?} (end offset {end})")]
+    #[error(
+        "reading {topic}-{partition}: no record past offset {offset} for {waited:?} (end offset {end})"
+    )]
     Stalled {
         topic: String,
         partition: i32,
@@ -81,14 +83,16 @@ impl Error {
         move |source| Error::Kafka { context, source }
     }
 
-    pub(crate) fn arrow(context: &'static str) -> impl FnOnce(datafusion::arrow::error::ArrowError) -> Error {
+    pub(crate) fn arrow(
+        context: &'static str,
+    ) -> impl FnOnce(datafusion::arrow::error::ArrowError) -> Error {
         move |source| Error::Arrow { context, source }
     }
 
     /// The DataFusion error inside, if any (for callers that want its kind).
     pub fn datafusion(&self) -> Option<&DataFusionError> {
         match self {
-            Error::Sql { source, .. } => Some(source),
+            Error::Sql { cause, .. } => Some(cause),
             _ => None,
         }
     }
@@ -104,7 +108,7 @@ impl From<DataFusionError> for Error {
         Error::Sql {
             message: error.to_string().trim().to_string(),
             location,
-            source: Box::new(error),
+            cause: Box::new(error),
         }
     }
 }

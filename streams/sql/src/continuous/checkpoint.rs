@@ -51,7 +51,13 @@ pub fn path(state_dir: &Path, stream: &str) -> PathBuf {
 
 fn sanitize(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -71,7 +77,8 @@ impl Checkpoint {
             out.extend_from_slice(name.as_bytes());
             let mut ipc = Vec::new();
             {
-                let mut w = StreamWriter::try_new(&mut ipc, schema).map_err(Error::arrow("writing a checkpoint"))?;
+                let mut w = StreamWriter::try_new(&mut ipc, schema)
+                    .map_err(Error::arrow("writing a checkpoint"))?;
                 for b in batches {
                     w.write(b).map_err(Error::arrow("writing a checkpoint"))?;
                 }
@@ -93,7 +100,10 @@ impl Checkpoint {
             .ok_or_else(|| corrupt("bad magic".into()))?;
         let mut take = |n: usize| -> Result<&[u8]> {
             if rest.len() < n {
-                return Err(corrupt(format!("truncated: {n} bytes wanted, {} left", rest.len())));
+                return Err(corrupt(format!(
+                    "truncated: {n} bytes wanted, {} left",
+                    rest.len()
+                )));
             }
             let (a, b) = rest.split_at(n);
             rest = b;
@@ -101,17 +111,20 @@ impl Checkpoint {
         };
         let u32_of = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
         let len = u32_of(take(4)?);
-        let header: Header = serde_json::from_slice(take(len)?).map_err(|e| corrupt(format!("header: {e}")))?;
+        let header: Header =
+            serde_json::from_slice(take(len)?).map_err(|e| corrupt(format!("header: {e}")))?;
         let count = u32_of(take(4)?);
         let mut sections = Vec::new();
         for _ in 0..count {
             let len = u32_of(take(4)?);
-            let name = String::from_utf8(take(len)?.to_vec()).map_err(|e| corrupt(format!("section name: {e}")))?;
+            let name = String::from_utf8(take(len)?.to_vec())
+                .map_err(|e| corrupt(format!("section name: {e}")))?;
             let lb = take(8)?;
             let len = u64::from_be_bytes([lb[0], lb[1], lb[2], lb[3], lb[4], lb[5], lb[6], lb[7]]);
             let len = usize::try_from(len).map_err(|_| corrupt("section too large".into()))?;
             let ipc = take(len)?;
-            let reader = StreamReader::try_new(ipc, None).map_err(|e| corrupt(format!("section {name}: {e}")))?;
+            let reader = StreamReader::try_new(ipc, None)
+                .map_err(|e| corrupt(format!("section {name}: {e}")))?;
             let schema = reader.schema();
             let batches = reader
                 .collect::<std::result::Result<Vec<_>, _>>()
@@ -159,23 +172,37 @@ impl Checkpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use datafusion::arrow::array::Int64Array;
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
 
     #[test]
     fn round_trip_and_truncation() {
         let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false)]));
-        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![1, 2, 3]))]).unwrap();
-        let mut header = Header { sql: "SELECT 1".into(), watermark: Some(7), ..Default::default() };
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int64Array::from(vec![1, 2, 3]))],
+        )
+        .unwrap();
+        let mut header = Header {
+            sql: "SELECT 1".into(),
+            watermark: Some(7),
+            ..Default::default()
+        };
         header.offsets.entry("t".into()).or_default().insert(0, 42);
-        let c = Checkpoint { header: header.clone(), sections: vec![("rows".into(), schema, vec![batch.clone()])] };
+        let c = Checkpoint {
+            header: header.clone(),
+            sections: vec![("rows".into(), schema, vec![batch.clone()])],
+        };
         let bytes = c.encode().unwrap();
         let back = Checkpoint::decode(&bytes, Path::new("x")).unwrap();
         assert_eq!(back.header, header);
         assert_eq!(back.sections[0].2, vec![batch]);
         for cut in [0, 5, 12, bytes.len() - 1] {
-            assert!(Checkpoint::decode(&bytes[..cut], Path::new("x")).is_err(), "cut at {cut}");
+            assert!(
+                Checkpoint::decode(&bytes[..cut], Path::new("x")).is_err(),
+                "cut at {cut}"
+            );
         }
     }
 
@@ -184,7 +211,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = path(dir.path(), "my stream");
         assert!(Checkpoint::load(&p).unwrap().is_none());
-        let c = Checkpoint { header: Header { sql: "q".into(), ..Default::default() }, sections: Vec::new() };
+        let c = Checkpoint {
+            header: Header {
+                sql: "q".into(),
+                ..Default::default()
+            },
+            sections: Vec::new(),
+        };
         c.store(&p).unwrap();
         assert_eq!(Checkpoint::load(&p).unwrap().unwrap().header.sql, "q");
     }

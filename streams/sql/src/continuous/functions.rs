@@ -45,7 +45,9 @@ fn interval_ms(v: &ColumnarValue) -> DfResult<i64> {
         ScalarValue::IntervalMonthDayNano(Some(i)) if i.months == 0 => {
             Ok(i64::from(i.days) * 86_400_000 + i.nanoseconds / 1_000_000)
         }
-        ScalarValue::IntervalDayTime(Some(i)) => Ok(i64::from(i.days) * 86_400_000 + i64::from(i.milliseconds)),
+        ScalarValue::IntervalDayTime(Some(i)) => {
+            Ok(i64::from(i.days) * 86_400_000 + i64::from(i.milliseconds))
+        }
         ScalarValue::Int64(Some(ms)) => Ok(*ms),
         other => exec_err!("the window size must be an INTERVAL without months, got {other}"),
     }
@@ -68,7 +70,10 @@ impl ScalarUDFImpl for Window {
                 self.name.to_uppercase()
             );
         }
-        Ok(DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())))
+        Ok(DataType::Timestamp(
+            TimeUnit::Millisecond,
+            Some("UTC".into()),
+        ))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
@@ -81,8 +86,10 @@ impl ScalarUDFImpl for Window {
         }
         let array = ts.to_array(args.number_rows)?;
         let ms = match array.data_type() {
-            DataType::Timestamp(_, _) => compute::cast(&array, &DataType::Timestamp(TimeUnit::Millisecond, None))
-                .and_then(|c| compute::cast(&c, &DataType::Int64))?,
+            DataType::Timestamp(_, _) => {
+                compute::cast(&array, &DataType::Timestamp(TimeUnit::Millisecond, None))
+                    .and_then(|c| compute::cast(&c, &DataType::Int64))?
+            }
             _ => compute::cast(&array, &DataType::Int64)?,
         };
         let Some(ms) = ms.as_any().downcast_ref::<Int64Array>() else {

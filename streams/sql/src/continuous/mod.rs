@@ -23,7 +23,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMillisecondArray, UInt64Array};
+use datafusion::arrow::array::{
+    ArrayRef, RecordBatch, StringArray, TimestampMillisecondArray, UInt64Array,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::prelude::SessionContext;
 use tokio::task::JoinHandle;
@@ -33,8 +35,8 @@ pub use plan::{ContinuousPlan, QueryKind, WindowSpec};
 pub use runner::{QueryOptions, QueryStats};
 use statement::Statement;
 
-use crate::error::{Error, Result};
 use crate::SqlContext;
+use crate::error::{Error, Result};
 
 /// A running (or stopped, failed) continuous query.
 #[derive(Debug)]
@@ -72,7 +74,11 @@ pub(crate) async fn statement(ctx: &SqlContext, statement: &str) -> Result<Optio
         return Ok(None);
     };
     match parsed {
-        Statement::CreateStream { name, options, query } => create(ctx, name, &options, &query).await.map(Some),
+        Statement::CreateStream {
+            name,
+            options,
+            query,
+        } => create(ctx, name, &options, &query).await.map(Some),
         Statement::DropStream { name, if_exists } => {
             let entry = ctx.queries.lock().remove(&name);
             let path = checkpoint::path(&ctx.config.state_dir, &name);
@@ -89,11 +95,16 @@ pub(crate) async fn statement(ctx: &SqlContext, statement: &str) -> Result<Optio
             if let Some(dir) = path.parent() {
                 if let Err(e) = std::fs::remove_dir_all(dir) {
                     if e.kind() != std::io::ErrorKind::NotFound {
-                        return Err(Error::Checkpoint { path: dir.display().to_string(), source: e });
+                        return Err(Error::Checkpoint {
+                            path: dir.display().to_string(),
+                            source: e,
+                        });
                     }
                 }
             }
-            Ok(Some(message(&format!("stream {name} dropped (its topic is kept)"))?))
+            Ok(Some(message(&format!(
+                "stream {name} dropped (its topic is kept)"
+            ))?))
         }
         Statement::ShowQueries => Ok(Some(listing(ctx, None)?)),
         Statement::DescribeStream { name } => {
@@ -105,10 +116,20 @@ pub(crate) async fn statement(ctx: &SqlContext, statement: &str) -> Result<Optio
     }
 }
 
-async fn create(ctx: &SqlContext, name: String, options: &BTreeMap<String, String>, query: &str) -> Result<RecordBatch> {
+async fn create(
+    ctx: &SqlContext,
+    name: String,
+    options: &BTreeMap<String, String>,
+    query: &str,
+) -> Result<RecordBatch> {
     let options = QueryOptions::from_map(options)?;
     let plan = ContinuousPlan::parse(query)?;
-    if ctx.queries.lock().get(&name).is_some_and(|e| e.task.as_ref().is_some_and(|t| !t.is_finished())) {
+    if ctx
+        .queries
+        .lock()
+        .get(&name)
+        .is_some_and(|e| e.task.as_ref().is_some_and(|t| !t.is_finished()))
+    {
         return Err(Error::QueryExists(name));
     }
     // The query must plan against the real topics (unknown columns and topics fail here, with
@@ -117,7 +138,10 @@ async fn create(ctx: &SqlContext, name: String, options: &BTreeMap<String, Strin
     let mut tables = BTreeMap::new();
     for source in &plan.sources {
         let Some(table) = ctx.catalog.topic_table(source).await? else {
-            return Err(Error::Statement { statement: "CREATE STREAM", reason: format!("topic {source} does not exist") });
+            return Err(Error::Statement {
+                statement: "CREATE STREAM",
+                reason: format!("topic {source} does not exist"),
+            });
         };
         tables.insert(source.clone(), table);
     }
@@ -131,9 +155,16 @@ async fn create(ctx: &SqlContext, name: String, options: &BTreeMap<String, Strin
     // The output topic: created like the first source unless it exists.
     let partitions = match options.partitions {
         Some(p) => p,
-        None => tables.get(&plan.sources[0]).map_or(1, |t| t.partitions.len().max(1) as i32),
+        None => tables
+            .get(&plan.sources[0])
+            .map_or(1, |t| t.partitions.len().max(1) as i32),
     };
-    if let Err(e) = ctx.catalog.admin().create_topic(&name, partitions, -1, &BTreeMap::new()).await {
+    if let Err(e) = ctx
+        .catalog
+        .admin()
+        .create_topic(&name, partitions, -1, &BTreeMap::new())
+        .await
+    {
         // 36: TOPIC_ALREADY_EXISTS.
         if !matches!(&e, fjord_client::Error::Broker { code, .. } if code.code() == 36) {
             return Err(Error::kafka(format!("creating output topic {name}"))(e));
@@ -152,14 +183,28 @@ async fn create(ctx: &SqlContext, name: String, options: &BTreeMap<String, Strin
         batch_size: ctx.config.batch_size,
     };
     let task = tokio::spawn(runner.run(cancel.clone()));
-    ctx.queries.lock().insert(name.clone(), Entry { plan, stats, cancel, task: Some(task) });
+    ctx.queries.lock().insert(
+        name.clone(),
+        Entry {
+            plan,
+            stats,
+            cancel,
+            task: Some(task),
+        },
+    );
     message(&format!("stream {name} started"))
 }
 
 /// Plans the query as it will run (over empty tables with the sources' columns, plus the
 /// window columns) so that its errors show now.
-async fn validate(ctx: &SqlContext, plan: &ContinuousPlan, tables: &BTreeMap<String, Arc<crate::topic::TopicTable>>) -> Result<()> {
-    let session = SessionContext::new();
+async fn validate(
+    ctx: &SqlContext,
+    plan: &ContinuousPlan,
+    tables: &BTreeMap<String, Arc<crate::topic::TopicTable>>,
+) -> Result<()> {
+    let mut config = datafusion::prelude::SessionConfig::new();
+    config.options_mut().sql_parser.collect_spans = true;
+    let session = SessionContext::new_with_config(config);
     register_functions(&session);
     for (name, table) in tables {
         let mut fields: Vec<Field> = datafusion::catalog::TableProvider::schema(table.as_ref())
@@ -174,7 +219,10 @@ async fn validate(ctx: &SqlContext, plan: &ContinuousPlan, tables: &BTreeMap<Str
         }
         let schema = Arc::new(Schema::new(fields));
         let t = datafusion::catalog::MemTable::try_new(schema, vec![Vec::new()])?;
-        session.register_table(datafusion::common::TableReference::bare(name.as_str()), Arc::new(t))?;
+        session.register_table(
+            datafusion::common::TableReference::bare(name.as_str()),
+            Arc::new(t),
+        )?;
     }
     let _ = ctx;
     session.sql(&plan.exec_sql).await?.into_optimized_plan()?;
@@ -182,8 +230,13 @@ async fn validate(ctx: &SqlContext, plan: &ContinuousPlan, tables: &BTreeMap<Str
 }
 
 fn message(text: &str) -> Result<RecordBatch> {
-    let schema = Arc::new(Schema::new(vec![Field::new("result", DataType::Utf8, false)]));
-    RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(vec![text]))]).map_err(Error::arrow("answering"))
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "result",
+        DataType::Utf8,
+        false,
+    )]));
+    RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(vec![text]))])
+        .map_err(Error::arrow("answering"))
 }
 
 fn listing(ctx: &SqlContext, only: Option<&str>) -> Result<RecordBatch> {
@@ -192,17 +245,30 @@ fn listing(ctx: &SqlContext, only: Option<&str>) -> Result<RecordBatch> {
     let mut states = Vec::new();
     let mut kinds = Vec::new();
     let mut sources = Vec::new();
-    let (mut rin, mut rout, mut late, mut skipped) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut rin, mut rout, mut late, mut skipped) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut wms = Vec::new();
     let mut sqls = Vec::new();
-    for (name, e) in entries.iter().filter(|(n, _)| only.is_none_or(|o| o == n.as_str())) {
+    for (name, e) in entries
+        .iter()
+        .filter(|(n, _)| only.is_none_or(|o| o == n.as_str()))
+    {
         names.push(name.clone());
         states.push(e.stats.state());
         kinds.push(match &e.plan.kind {
             QueryKind::Stateless => "stateless".to_string(),
-            QueryKind::Window { window: WindowSpec::Time { size, slide }, .. } if size == slide => format!("tumble {size} ms"),
-            QueryKind::Window { window: WindowSpec::Time { size, slide }, .. } => format!("hop {slide}/{size} ms"),
-            QueryKind::Window { window: WindowSpec::Session { gap, .. }, .. } => format!("session gap {gap} ms"),
+            QueryKind::Window {
+                window: WindowSpec::Time { size, slide },
+                ..
+            } if size == slide => format!("tumble {size} ms"),
+            QueryKind::Window {
+                window: WindowSpec::Time { size, slide },
+                ..
+            } => format!("hop {slide}/{size} ms"),
+            QueryKind::Window {
+                window: WindowSpec::Session { gap, .. },
+                ..
+            } => format!("session gap {gap} ms"),
             QueryKind::Join { bound: Some(b), .. } => format!("join within {b} ms"),
             QueryKind::Join { .. } => "join".to_string(),
         });
@@ -213,7 +279,11 @@ fn listing(ctx: &SqlContext, only: Option<&str>) -> Result<RecordBatch> {
         skipped.push(e.stats.skipped.load(Ordering::Relaxed));
         let wm = e.stats.watermark.load(Ordering::Relaxed);
         wms.push((wm != i64::MIN).then_some(wm));
-        sqls.push(if only.is_some() { format!("{}\n-- runs as: {}", e.plan.sql, e.plan.exec_sql) } else { e.plan.sql.clone() });
+        sqls.push(if only.is_some() {
+            format!("{}\n-- runs as: {}", e.plan.sql, e.plan.exec_sql)
+        } else {
+            e.plan.sql.clone()
+        });
     }
     let ts = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
     let schema = Arc::new(Schema::new(vec![
@@ -289,7 +359,11 @@ impl SqlContext {
                 .find(|(_, e)| e.task.as_ref().is_some_and(|t| t.is_finished()))
                 .map(|(n, _)| n.clone());
             if let Some(name) = finished {
-                let task = self.queries.lock().get_mut(&name).and_then(|e| e.task.take());
+                let task = self
+                    .queries
+                    .lock()
+                    .get_mut(&name)
+                    .and_then(|e| e.task.take());
                 if let Some(t) = task {
                     return t.await.unwrap_or(Ok(()));
                 }

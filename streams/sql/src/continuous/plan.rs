@@ -31,11 +31,18 @@ pub enum QueryKind {
     /// Projections and filters over one stream (per batch).
     Stateless,
     /// A GROUP BY over a window of one stream, emitted once per window when it closes.
-    Window { window: WindowSpec, time_column: String },
+    Window {
+        window: WindowSpec,
+        time_column: String,
+    },
     /// A join of two topics: bounded by time (`bound` ms, from the ON clause's intervals)
     /// between two streams, or with a table (decided when the query starts, from the topics'
     /// `cleanup.policy`).
-    Join { left: String, right: String, bound: Option<i64> },
+    Join {
+        left: String,
+        right: String,
+        bound: Option<i64>,
+    },
 }
 
 /// A parsed continuous query.
@@ -55,11 +62,12 @@ pub struct ContinuousPlan {
 
 impl ContinuousPlan {
     pub fn parse(sql: &str) -> Result<Self> {
-        let mut statements = Parser::parse_sql(&GenericDialect {}, sql).map_err(|e| Error::Sql {
-            message: format!("SQL error: {e}"),
-            location: None,
-            source: Box::new(datafusion::error::DataFusionError::SQL(Box::new(e), None)),
-        })?;
+        let mut statements =
+            Parser::parse_sql(&GenericDialect {}, sql).map_err(|e| Error::Sql {
+                message: format!("SQL error: {e}"),
+                location: None,
+                cause: Box::new(datafusion::error::DataFusionError::SQL(Box::new(e), None)),
+            })?;
         let statement = match statements.as_mut_slice() {
             [s @ SqlStatement::Query(_)] => s,
             _ => return Err(bad("the stream's query must be one SELECT")),
@@ -82,7 +90,9 @@ impl ContinuousPlan {
         let kind = match (&walker.window, sources.as_slice(), &walker.join) {
             (_, [], _) => return Err(bad("the query reads no topic")),
             (Some(_), [_, _, ..], _) => {
-                return Err(bad("a windowed aggregation reads one topic (join in a later stream)"));
+                return Err(bad(
+                    "a windowed aggregation reads one topic (join in a later stream)",
+                ));
             }
             (Some((window, time_column)), [_], _) => QueryKind::Window {
                 window: window.clone(),
@@ -99,7 +109,9 @@ impl ContinuousPlan {
                 right: r.clone(),
                 bound: *bound,
             },
-            (None, [_, _], None) => return Err(bad("two topics must be joined with an inner JOIN ... ON")),
+            (None, [_, _], None) => {
+                return Err(bad("two topics must be joined with an inner JOIN ... ON"));
+            }
             (None, _, _) => return Err(bad("a continuous query reads at most two topics")),
         };
         if walker.grouped && matches!(kind, QueryKind::Join { .. }) {
@@ -224,9 +236,12 @@ impl Walker {
         for from in &select.from {
             for join in &from.joins {
                 let on = match &join.join_operator {
-                    JoinOperator::Join(JoinConstraint::On(e)) | JoinOperator::Inner(JoinConstraint::On(e)) => e,
+                    JoinOperator::Join(JoinConstraint::On(e))
+                    | JoinOperator::Inner(JoinConstraint::On(e)) => e,
                     _ => {
-                        self.error = Some(bad("only inner joins with ON are supported in continuous queries"));
+                        self.error = Some(bad(
+                            "only inner joins with ON are supported in continuous queries",
+                        ));
                         return;
                     }
                 };
@@ -257,7 +272,10 @@ fn window_call(e: &SqlExpr) -> Option<Result<(WindowSpec, String)>> {
         return None;
     }
     let FunctionArguments::List(list) = &f.args else {
-        return Some(Err(bad(&format!("{} needs arguments", name.to_uppercase()))));
+        return Some(Err(bad(&format!(
+            "{} needs arguments",
+            name.to_uppercase()
+        ))));
     };
     let args: Vec<&SqlExpr> = list
         .args
@@ -296,7 +314,10 @@ fn window_call(e: &SqlExpr) -> Option<Result<(WindowSpec, String)>> {
             }
             Ok(WindowSpec::Time { size, slide })
         }),
-        ("session", 2) => ms(1).map(|gap| WindowSpec::Session { gap, keys: Vec::new() }),
+        ("session", 2) => ms(1).map(|gap| WindowSpec::Session {
+            gap,
+            keys: Vec::new(),
+        }),
         _ => Err(bad(&format!(
             "wrong number of arguments: TUMBLE(ts, size), HOP(ts, slide, size), SESSION(ts, gap)"
         ))),
@@ -309,7 +330,9 @@ fn window_call(e: &SqlExpr) -> Option<Result<(WindowSpec, String)>> {
 pub fn interval_ms(e: &SqlExpr) -> Result<i64> {
     if let SqlExpr::Value(v) = e {
         if let ast::Value::Number(n, _) = &v.value {
-            return n.parse().map_err(|_| bad(&format!("not a number of milliseconds: {n}")));
+            return n
+                .parse()
+                .map_err(|_| bad(&format!("not a number of milliseconds: {n}")));
         }
     }
     let SqlExpr::Interval(interval) = e else {
@@ -339,7 +362,11 @@ pub fn interval_ms(e: &SqlExpr) -> Result<i64> {
         "hour" => 3_600_000.0,
         "day" => 86_400_000.0,
         "week" => 604_800_000.0,
-        _ => return Err(bad(&format!("{e}: unsupported unit {unit} (months and years have no fixed length)"))),
+        _ => {
+            return Err(bad(&format!(
+                "{e}: unsupported unit {unit} (months and years have no fixed length)"
+            )));
+        }
     };
     Ok((number * scale).round() as i64)
 }
@@ -374,9 +401,20 @@ mod tests {
         assert_eq!(p.sources, vec!["clicks".to_string()]);
         assert_eq!(
             p.kind,
-            QueryKind::Window { window: WindowSpec::Time { size: 60_000, slide: 60_000 }, time_column: "timestamp".into() }
+            QueryKind::Window {
+                window: WindowSpec::Time {
+                    size: 60_000,
+                    slide: 60_000
+                },
+                time_column: "timestamp".into()
+            }
         );
-        assert!(p.exec_sql.contains("GROUP BY window_start, window_end, \"user\""), "{}", p.exec_sql);
+        assert!(
+            p.exec_sql
+                .contains("GROUP BY window_start, window_end, \"user\""),
+            "{}",
+            p.exec_sql
+        );
     }
 
     #[test]
@@ -386,9 +424,30 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.sources, vec!["nexmark-events".to_string()]);
-        assert!(matches!(p.kind, QueryKind::Window { window: WindowSpec::Time { size: 10_000, slide: 2_000 }, .. }));
-        let p = ContinuousPlan::parse("SELECT window_start, k, count(*) FROM t GROUP BY k, SESSION(\"timestamp\", 5000)").unwrap();
-        assert_eq!(p.kind, QueryKind::Window { window: WindowSpec::Session { gap: 5000, keys: vec!["k".into()] }, time_column: "timestamp".into() });
+        assert!(matches!(
+            p.kind,
+            QueryKind::Window {
+                window: WindowSpec::Time {
+                    size: 10_000,
+                    slide: 2_000
+                },
+                ..
+            }
+        ));
+        let p = ContinuousPlan::parse(
+            "SELECT window_start, k, count(*) FROM t GROUP BY k, SESSION(\"timestamp\", 5000)",
+        )
+        .unwrap();
+        assert_eq!(
+            p.kind,
+            QueryKind::Window {
+                window: WindowSpec::Session {
+                    gap: 5000,
+                    keys: vec!["k".into()]
+                },
+                time_column: "timestamp".into()
+            }
+        );
     }
 
     #[test]
@@ -399,7 +458,11 @@ mod tests {
         .unwrap();
         assert_eq!(
             p.kind,
-            QueryKind::Join { left: "orders".into(), right: "payments".into(), bound: Some(600_000) }
+            QueryKind::Join {
+                left: "orders".into(),
+                right: "payments".into(),
+                bound: Some(600_000)
+            }
         );
     }
 
@@ -407,7 +470,10 @@ mod tests {
     fn unwindowed_group_by_is_refused() {
         let e = ContinuousPlan::parse("SELECT k, count(*) FROM t GROUP BY k").unwrap_err();
         assert!(e.to_string().contains("needs a window"), "{e}");
-        let e = ContinuousPlan::parse("SELECT k FROM t GROUP BY HOP(ts, INTERVAL '3' SECOND, INTERVAL '10' SECOND)").unwrap_err();
+        let e = ContinuousPlan::parse(
+            "SELECT k FROM t GROUP BY HOP(ts, INTERVAL '3' SECOND, INTERVAL '10' SECOND)",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("multiple of the slide"), "{e}");
     }
 }

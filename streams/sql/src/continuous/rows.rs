@@ -26,23 +26,31 @@ pub(crate) fn event_times(batch: &RecordBatch, column: &str) -> Result<Vec<Optio
     };
     let as_ms: ArrayRef = match col.data_type() {
         DataType::Timestamp(TimeUnit::Millisecond, _) | DataType::Int64 => col.clone(),
-        DataType::Timestamp(_, tz) => compute::cast(col, &DataType::Timestamp(TimeUnit::Millisecond, tz.clone()))
-            .map_err(Error::arrow("reading event times"))?,
+        DataType::Timestamp(_, tz) => {
+            compute::cast(col, &DataType::Timestamp(TimeUnit::Millisecond, tz.clone()))
+                .map_err(Error::arrow("reading event times"))?
+        }
         DataType::Int32 | DataType::UInt32 | DataType::UInt64 | DataType::Float64 => {
             compute::cast(col, &DataType::Int64).map_err(Error::arrow("reading event times"))?
         }
         other => {
             return Err(Error::Statement {
                 statement: "CREATE STREAM",
-                reason: format!("the time column {column} is {other}, not a timestamp or milliseconds"),
+                reason: format!(
+                    "the time column {column} is {other}, not a timestamp or milliseconds"
+                ),
             });
         }
     };
-    let ints = compute::cast(&as_ms, &DataType::Int64).map_err(Error::arrow("reading event times"))?;
+    let ints =
+        compute::cast(&as_ms, &DataType::Int64).map_err(Error::arrow("reading event times"))?;
     let ints = ints
         .as_any()
         .downcast_ref::<Int64Array>()
-        .ok_or_else(|| Error::Statement { statement: "CREATE STREAM", reason: "event times are not integers".into() })?;
+        .ok_or_else(|| Error::Statement {
+            statement: "CREATE STREAM",
+            reason: "event times are not integers".into(),
+        })?;
     Ok(ints.iter().collect())
 }
 
@@ -59,14 +67,23 @@ pub(crate) fn take(batch: &RecordBatch, indices: &[u32]) -> Result<RecordBatch> 
 }
 
 /// `batch` with extra Int64 columns.
-pub(crate) fn with_columns(batch: &RecordBatch, extra: Vec<(&str, ArrayRef)>) -> Result<RecordBatch> {
-    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+pub(crate) fn with_columns(
+    batch: &RecordBatch,
+    extra: Vec<(&str, ArrayRef)>,
+) -> Result<RecordBatch> {
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     let mut columns = batch.columns().to_vec();
     for (name, array) in extra {
         fields.push(Field::new(name, array.data_type().clone(), true));
         columns.push(array);
     }
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(Error::arrow("adding columns"))
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(Error::arrow("adding columns"))
 }
 
 /// `batch` without the columns whose names start with `__fjord_`.
@@ -79,7 +96,9 @@ pub(crate) fn without_hidden(batch: &RecordBatch) -> Result<RecordBatch> {
         .filter(|(_, f)| !f.name().starts_with("__fjord_"))
         .map(|(i, _)| i)
         .collect();
-    batch.project(&keep).map_err(Error::arrow("dropping hidden columns"))
+    batch
+        .project(&keep)
+        .map_err(Error::arrow("dropping hidden columns"))
 }
 
 /// The schema without hidden columns.
@@ -112,7 +131,8 @@ pub(crate) fn int64_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a
 
 /// Rows of `batch` where `keep` holds.
 pub(crate) fn filter(batch: &RecordBatch, keep: Vec<bool>) -> Result<RecordBatch> {
-    compute::filter_record_batch(batch, &BooleanArray::from(keep)).map_err(Error::arrow("filtering rows"))
+    compute::filter_record_batch(batch, &BooleanArray::from(keep))
+        .map_err(Error::arrow("filtering rows"))
 }
 
 /// All rows of `batches` in one batch of `schema`.

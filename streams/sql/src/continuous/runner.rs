@@ -12,8 +12,8 @@ use datafusion::arrow::array::{Array, ArrayRef, BinaryArray, RecordBatch, String
 use datafusion::arrow::compute;
 use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use datafusion::catalog::MemTable;
-use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::common::TableReference;
+use datafusion::prelude::{SessionConfig, SessionContext};
 use fjord_client::{
     Admin, Consumer, ConsumerConfig, ConsumerRecord, DeliveryFuture, OffsetReset, Producer,
     ProducerConfig, ProducerRecord,
@@ -62,10 +62,15 @@ impl QueryOptions {
                 }
                 "dead_letter_topic" => out.dead_letter_topic = Some(v.clone()),
                 "partitions" => {
-                    out.partitions = Some(v.parse().map_err(|_| bad(k, format!("not a number: {v}")))?);
+                    out.partitions = Some(
+                        v.parse()
+                            .map_err(|_| bad(k, format!("not a number: {v}")))?,
+                    );
                 }
                 "checkpoint_interval_ms" => {
-                    let ms: u64 = v.parse().map_err(|_| bad(k, format!("not a number: {v}")))?;
+                    let ms: u64 = v
+                        .parse()
+                        .map_err(|_| bad(k, format!("not a number: {v}")))?;
                     out.checkpoint_interval = Duration::from_millis(ms);
                 }
                 other => {
@@ -85,10 +90,12 @@ fn parse_duration_ms(text: &str) -> std::result::Result<i64, String> {
     if let Ok(ms) = text.trim().parse::<i64>() {
         return Ok(ms);
     }
-    let expr = datafusion::sql::sqlparser::parser::Parser::new(&datafusion::sql::sqlparser::dialect::GenericDialect {})
-        .try_with_sql(&format!("INTERVAL '{text}'"))
-        .and_then(|mut p| p.parse_expr())
-        .map_err(|e| e.to_string())?;
+    let expr = datafusion::sql::sqlparser::parser::Parser::new(
+        &datafusion::sql::sqlparser::dialect::GenericDialect {},
+    )
+    .try_with_sql(&format!("INTERVAL '{text}'"))
+    .and_then(|mut p| p.parse_expr())
+    .map_err(|e| e.to_string())?;
     super::plan::interval_ms(&expr).map_err(|e| e.to_string())
 }
 
@@ -124,10 +131,29 @@ impl QueryStats {
 /// The operator state of each kind of query.
 enum Operator {
     Stateless,
-    Time { windows: TimeWindows, time_column: String },
-    Session { gap: i64, keys: Vec<String>, time_column: String, rows: Vec<RecordBatch>, schema: Option<SchemaRef> },
-    StreamJoin { bound: i64, left_rows: Vec<RecordBatch>, right_rows: Vec<RecordBatch> },
-    TableJoin { table: String, latest: HashMap<Bytes, ConsumerRecord>, snapshot: Option<RecordBatch>, loaded: bool, load_until: BTreeMap<i32, i64> },
+    Time {
+        windows: TimeWindows,
+        time_column: String,
+    },
+    Session {
+        gap: i64,
+        keys: Vec<String>,
+        time_column: String,
+        rows: Vec<RecordBatch>,
+        schema: Option<SchemaRef>,
+    },
+    StreamJoin {
+        bound: i64,
+        left_rows: Vec<RecordBatch>,
+        right_rows: Vec<RecordBatch>,
+    },
+    TableJoin {
+        table: String,
+        latest: HashMap<Bytes, ConsumerRecord>,
+        snapshot: Option<RecordBatch>,
+        loaded: bool,
+        load_until: BTreeMap<i32, i64>,
+    },
 }
 
 pub(crate) struct Runner {
@@ -167,14 +193,17 @@ impl Runner {
     }
 
     async fn run_inner(self, cancel: CancellationToken) -> Result<()> {
-        let admin = Admin::connect(&self.bootstrap).await.map_err(Error::kafka("connecting"))?;
+        let admin = Admin::connect(&self.bootstrap)
+            .await
+            .map_err(Error::kafka("connecting"))?;
         let op = self.operator(&admin).await?;
         let mut decoders = BTreeMap::new();
         for (topic, table) in &self.tables {
             let projection = projection(table, &self.plan);
             decoders.insert(topic.clone(), Arc::new(table.decoder(Some(&projection))));
         }
-        let session = SessionContext::new_with_config(SessionConfig::new().with_batch_size(self.batch_size));
+        let session =
+            SessionContext::new_with_config(SessionConfig::new().with_batch_size(self.batch_size));
         super::register_functions(&session);
         let producer = Producer::new(
             ProducerConfig::new(self.bootstrap.clone())
@@ -200,11 +229,17 @@ impl Runner {
     async fn operator(&self, admin: &Admin) -> Result<Operator> {
         Ok(match &self.plan.kind {
             QueryKind::Stateless => Operator::Stateless,
-            QueryKind::Window { window: WindowSpec::Time { size, slide }, time_column } => Operator::Time {
+            QueryKind::Window {
+                window: WindowSpec::Time { size, slide },
+                time_column,
+            } => Operator::Time {
                 windows: TimeWindows::new(*size, *slide, self.options.lateness),
                 time_column: time_column.clone(),
             },
-            QueryKind::Window { window: WindowSpec::Session { gap, keys }, time_column } => Operator::Session {
+            QueryKind::Window {
+                window: WindowSpec::Session { gap, keys },
+                time_column,
+            } => Operator::Session {
                 gap: *gap,
                 keys: keys.clone(),
                 time_column: time_column.clone(),
@@ -219,12 +254,20 @@ impl Runner {
                             .describe_topic(&t)
                             .await
                             .map_err(Error::kafka(format!("describing {t}")))?;
-                        Ok::<_, Error>(d.overrides.get("cleanup.policy").is_some_and(|p| p.contains("compact")))
+                        Ok::<_, Error>(
+                            d.overrides
+                                .get("cleanup.policy")
+                                .is_some_and(|p| p.contains("compact")),
+                        )
                     }
                 };
                 match (compacted(left).await?, compacted(right).await?) {
                     (false, false) => match bound {
-                        Some(b) => Operator::StreamJoin { bound: *b, left_rows: Vec::new(), right_rows: Vec::new() },
+                        Some(b) => Operator::StreamJoin {
+                            bound: *b,
+                            left_rows: Vec::new(),
+                            right_rows: Vec::new(),
+                        },
                         None => {
                             return Err(Error::Statement {
                                 statement: "CREATE STREAM",
@@ -235,7 +278,9 @@ impl Runner {
                     (true, true) => {
                         return Err(Error::Statement {
                             statement: "CREATE STREAM",
-                            reason: format!("{left} and {right} are both tables (compacted): a continuous join needs a stream"),
+                            reason: format!(
+                                "{left} and {right} are both tables (compacted): a continuous join needs a stream"
+                            ),
                         });
                     }
                     (l, _) => Operator::TableJoin {
@@ -260,7 +305,10 @@ fn projection(table: &TopicTable, plan: &ContinuousPlan) -> Vec<usize> {
         .enumerate()
         .filter(|(_, f)| {
             f.name() == "timestamp"
-                || plan.identifiers.as_ref().is_none_or(|ids| ids.contains(f.name().as_str()))
+                || plan
+                    .identifiers
+                    .as_ref()
+                    .is_none_or(|ids| ids.contains(f.name().as_str()))
         })
         .map(|(i, _)| i)
         .collect()
@@ -282,7 +330,9 @@ impl Running {
                 all.push((topic.clone(), *p));
             }
         }
-        consumer.assign(all.clone()).map_err(Error::kafka("assigning source partitions"))?;
+        consumer
+            .assign(all.clone())
+            .map_err(Error::kafka("assigning source partitions"))?;
         if let Some(offsets) = &restored {
             for (topic, parts) in offsets {
                 for (p, o) in parts {
@@ -292,10 +342,16 @@ impl Running {
         }
         // A table is read from its start on every run, before the stream.
         let mut stream_tps = Vec::new();
-        if let Operator::TableJoin { table, load_until, .. } = &mut self.op {
+        if let Operator::TableJoin {
+            table, load_until, ..
+        } = &mut self.op
+        {
             let tps: Vec<_> = all.iter().filter(|(t, _)| t == table).cloned().collect();
             stream_tps = all.iter().filter(|(t, _)| t != table).cloned().collect();
-            consumer.seek_to_beginning(&tps).await.map_err(Error::kafka("seeking the table"))?;
+            consumer
+                .seek_to_beginning(&tps)
+                .await
+                .map_err(Error::kafka("seeking the table"))?;
             let ends = admin
                 .list_offsets(&tps, fjord_client::OffsetSpec::Latest)
                 .await
@@ -315,11 +371,17 @@ impl Running {
             if !records.is_empty() {
                 self.process(records).await?;
             }
-            if let Operator::TableJoin { table, loaded, load_until, .. } = &mut self.op {
+            if let Operator::TableJoin {
+                table,
+                loaded,
+                load_until,
+                ..
+            } = &mut self.op
+            {
                 if !*loaded {
-                    let done = load_until
-                        .iter()
-                        .all(|(p, end)| consumer.position(&(table.clone(), *p)).unwrap_or(0) >= *end);
+                    let done = load_until.iter().all(|(p, end)| {
+                        consumer.position(&(table.clone(), *p)).unwrap_or(0) >= *end
+                    });
                     if done {
                         *loaded = true;
                         consumer.resume(&stream_tps);
@@ -337,14 +399,26 @@ impl Running {
     }
 
     async fn process(&mut self, records: Vec<ConsumerRecord>) -> Result<()> {
-        self.r.stats.records_in.fetch_add(records.len() as u64, Ordering::Relaxed);
+        self.r
+            .stats
+            .records_in
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
         // Per topic, in arrival order.
         let mut by_topic: BTreeMap<String, Vec<ConsumerRecord>> = BTreeMap::new();
         for r in records {
-            by_topic.entry(r.topic.as_str().to_string()).or_default().push(r);
+            by_topic
+                .entry(r.topic.as_str().to_string())
+                .or_default()
+                .push(r);
         }
         for (topic, recs) in by_topic {
-            if let Operator::TableJoin { table, latest, snapshot, .. } = &mut self.op {
+            if let Operator::TableJoin {
+                table,
+                latest,
+                snapshot,
+                ..
+            } = &mut self.op
+            {
                 if *table == topic {
                     for r in recs {
                         let Some(k) = r.key.clone() else { continue };
@@ -358,11 +432,16 @@ impl Running {
                     continue;
                 }
             }
-            let Some(decoder) = self.decoders.get(&topic).cloned() else { continue };
+            let Some(decoder) = self.decoders.get(&topic).cloned() else {
+                continue;
+            };
             for chunk in recs.chunks(self.r.batch_size.max(1)) {
                 let decoded = decoder.decode(chunk).await?;
                 if decoded.skipped > 0 {
-                    self.r.stats.skipped.fetch_add(decoded.skipped as u64, Ordering::Relaxed);
+                    self.r
+                        .stats
+                        .skipped
+                        .fetch_add(decoded.skipped as u64, Ordering::Relaxed);
                     self.dead_letters(chunk, &decoded.failures).await?;
                 }
                 if decoded.batch.num_rows() > 0 {
@@ -376,7 +455,11 @@ impl Running {
         Ok(())
     }
 
-    async fn dead_letters(&mut self, chunk: &[ConsumerRecord], failures: &[(usize, String)]) -> Result<()> {
+    async fn dead_letters(
+        &mut self,
+        chunk: &[ConsumerRecord],
+        failures: &[(usize, String)],
+    ) -> Result<()> {
         let Some(dlq) = self.r.options.dead_letter_topic.clone() else {
             if let Some((i, reason)) = failures.first() {
                 tracing::warn!(stream = %self.r.name, offset = chunk.get(*i).map_or(-1, |r| r.offset), %reason, "skipping records whose value does not decode");
@@ -386,11 +469,29 @@ impl Running {
         for (i, reason) in failures {
             let Some(r) = chunk.get(*i) else { continue };
             let mut headers = r.headers.clone();
-            headers.push(("__fjord.sql.error".into(), Some(Bytes::from(reason.clone()))));
-            headers.push(("__fjord.sql.source".into(), Some(Bytes::from(format!("{}-{}@{}", r.topic.as_str(), r.partition, r.offset)))));
+            headers.push((
+                "__fjord.sql.error".into(),
+                Some(Bytes::from(reason.clone())),
+            ));
+            headers.push((
+                "__fjord.sql.source".into(),
+                Some(Bytes::from(format!(
+                    "{}-{}@{}",
+                    r.topic.as_str(),
+                    r.partition,
+                    r.offset
+                ))),
+            ));
             let send = self
                 .producer
-                .send(ProducerRecord { topic: dlq.clone(), partition: None, key: r.key.clone(), value: r.value.clone(), headers, timestamp: Some(r.timestamp) })
+                .send(ProducerRecord {
+                    topic: dlq.clone(),
+                    partition: None,
+                    key: r.key.clone(),
+                    value: r.value.clone(),
+                    headers,
+                    timestamp: Some(r.timestamp),
+                })
                 .await
                 .map_err(Error::kafka(format!("writing to dead-letter topic {dlq}")))?;
             self.pending.push(send);
@@ -403,31 +504,61 @@ impl Running {
         let lateness = self.r.options.lateness;
         match &mut self.op {
             Operator::Stateless => {
-                let out = self.sql(&[(topic.to_string(), batch.schema(), vec![batch])]).await?;
+                let out = self
+                    .sql(&[(topic.to_string(), batch.schema(), vec![batch])])
+                    .await?;
                 self.emit(out).await?;
             }
-            Operator::Time { windows, time_column } => {
+            Operator::Time {
+                windows,
+                time_column,
+            } => {
                 let times = rows::event_times(&batch, time_column)?;
                 let added = windows.add(&batch, &times, &mut self.watermark)?;
-                self.r.stats.late_dropped.fetch_add(added.late as u64, Ordering::Relaxed);
-                self.r.stats.skipped.fetch_add(added.untimed as u64, Ordering::Relaxed);
-                let Some(wm) = self.watermark else { return Ok(()) };
+                self.r
+                    .stats
+                    .late_dropped
+                    .fetch_add(added.late as u64, Ordering::Relaxed);
+                self.r
+                    .stats
+                    .skipped
+                    .fetch_add(added.untimed as u64, Ordering::Relaxed);
+                let Some(wm) = self.watermark else {
+                    return Ok(());
+                };
                 let closed = windows.close(wm)?;
                 let size = windows.size;
                 for (start, rows_of) in closed {
                     let table = rows::with_columns(
                         &rows_of,
                         vec![
-                            ("window_start", rows::timestamps(std::iter::repeat_n(start, rows_of.num_rows()))),
-                            ("window_end", rows::timestamps(std::iter::repeat_n(start + size, rows_of.num_rows()))),
+                            (
+                                "window_start",
+                                rows::timestamps(std::iter::repeat_n(start, rows_of.num_rows())),
+                            ),
+                            (
+                                "window_end",
+                                rows::timestamps(std::iter::repeat_n(
+                                    start + size,
+                                    rows_of.num_rows(),
+                                )),
+                            ),
                         ],
                     )?;
-                    let out = self.sql(&[(topic.to_string(), table.schema(), vec![table])]).await?;
+                    let out = self
+                        .sql(&[(topic.to_string(), table.schema(), vec![table])])
+                        .await?;
                     self.emit(out).await?;
                     self.emitted = true;
                 }
             }
-            Operator::Session { gap, time_column, rows: buffer, schema, .. } => {
+            Operator::Session {
+                gap,
+                time_column,
+                rows: buffer,
+                schema,
+                ..
+            } => {
                 let gap = *gap;
                 let times = rows::event_times(&batch, time_column)?;
                 let mut keep = Vec::new();
@@ -447,13 +578,23 @@ impl Running {
                 self.r.stats.late_dropped.fetch_add(late, Ordering::Relaxed);
                 if !keep.is_empty() {
                     let kept = rows::take(&batch, &keep)?;
-                    let kept = rows::with_columns(&kept, vec![(TS, Arc::new(datafusion::arrow::array::Int64Array::from(tss)) as ArrayRef)])?;
+                    let kept = rows::with_columns(
+                        &kept,
+                        vec![(
+                            TS,
+                            Arc::new(datafusion::arrow::array::Int64Array::from(tss)) as ArrayRef,
+                        )],
+                    )?;
                     schema.get_or_insert_with(|| kept.schema());
                     buffer.push(kept);
                 }
                 self.close_sessions(topic).await?;
             }
-            Operator::StreamJoin { bound, left_rows, right_rows } => {
+            Operator::StreamJoin {
+                bound,
+                left_rows,
+                right_rows,
+            } => {
                 let bound = *bound;
                 let times = rows::event_times(&batch, "timestamp")?;
                 // Late: older than the horizon before this batch (rows of one batch do not
@@ -466,22 +607,36 @@ impl Running {
                 }
                 let wm = self.watermark.unwrap_or(i64::MIN);
                 let horizon = wm.saturating_sub(bound).saturating_sub(lateness);
-                let keep: Vec<bool> = times.iter().map(|t| t.is_some_and(|t| t >= late_horizon)).collect();
+                let keep: Vec<bool> = times
+                    .iter()
+                    .map(|t| t.is_some_and(|t| t >= late_horizon))
+                    .collect();
                 let late = keep.iter().filter(|k| !**k).count();
-                self.r.stats.late_dropped.fetch_add(late as u64, Ordering::Relaxed);
+                self.r
+                    .stats
+                    .late_dropped
+                    .fetch_add(late as u64, Ordering::Relaxed);
                 let delta = rows::filter(&batch, keep)?;
                 let (left, right) = match &self.r.plan.kind {
                     QueryKind::Join { left, right, .. } => (left.clone(), right.clone()),
                     _ => return Ok(()),
                 };
                 let schema_of = |t: &str| self.decoders.get(t).map(|d| d.schema.clone());
-                let (Some(ls), Some(rs)) = (schema_of(&left), schema_of(&right)) else { return Ok(()) };
+                let (Some(ls), Some(rs)) = (schema_of(&left), schema_of(&right)) else {
+                    return Ok(());
+                };
                 let tables = if topic == left {
-                    let t = vec![(left.clone(), ls, vec![delta.clone()]), (right.clone(), rs, right_rows.clone())];
+                    let t = vec![
+                        (left.clone(), ls, vec![delta.clone()]),
+                        (right.clone(), rs, right_rows.clone()),
+                    ];
                     left_rows.push(delta);
                     t
                 } else {
-                    let t = vec![(left.clone(), ls, left_rows.clone()), (right.clone(), rs, vec![delta.clone()])];
+                    let t = vec![
+                        (left.clone(), ls, left_rows.clone()),
+                        (right.clone(), rs, vec![delta.clone()]),
+                    ];
                     right_rows.push(delta);
                     t
                 };
@@ -490,7 +645,8 @@ impl Running {
                     let mut kept = Vec::new();
                     for b in buf.drain(..) {
                         let t = rows::event_times(&b, "timestamp")?;
-                        let keep: Vec<bool> = t.iter().map(|t| t.is_some_and(|t| t >= horizon)).collect();
+                        let keep: Vec<bool> =
+                            t.iter().map(|t| t.is_some_and(|t| t >= horizon)).collect();
                         let b = rows::filter(&b, keep)?;
                         if b.num_rows() > 0 {
                             kept.push(b);
@@ -501,7 +657,12 @@ impl Running {
                 let out = self.sql(&tables).await?;
                 self.emit(out).await?;
             }
-            Operator::TableJoin { table, latest, snapshot, .. } => {
+            Operator::TableJoin {
+                table,
+                latest,
+                snapshot,
+                ..
+            } => {
                 let table = table.clone();
                 if snapshot.is_none() {
                     let records: Vec<ConsumerRecord> = latest.values().cloned().collect();
@@ -510,9 +671,14 @@ impl Running {
                         *snapshot = Some(d.decode(&records).await?.batch);
                     }
                 }
-                let Some(snap) = snapshot.clone() else { return Ok(()) };
+                let Some(snap) = snapshot.clone() else {
+                    return Ok(());
+                };
                 let out = self
-                    .sql(&[(topic.to_string(), batch.schema(), vec![batch]), (table, snap.schema(), vec![snap])])
+                    .sql(&[
+                        (topic.to_string(), batch.schema(), vec![batch]),
+                        (table, snap.schema(), vec![snap]),
+                    ])
                     .await?;
                 self.emit(out).await?;
             }
@@ -523,15 +689,36 @@ impl Running {
     /// Emits the sessions that closed by the watermark; keeps the rows of open ones.
     async fn close_sessions(&mut self, topic: &str) -> Result<()> {
         let lateness = self.r.options.lateness;
-        let Operator::Session { gap, keys, rows: buffer, schema, .. } = &mut self.op else { return Ok(()) };
-        let (Some(schema), Some(wm)) = (schema.clone(), self.watermark) else { return Ok(()) };
+        let Operator::Session {
+            gap,
+            keys,
+            rows: buffer,
+            schema,
+            ..
+        } = &mut self.op
+        else {
+            return Ok(());
+        };
+        let (Some(schema), Some(wm)) = (schema.clone(), self.watermark) else {
+            return Ok(());
+        };
         if buffer.is_empty() {
             return Ok(());
         }
         let gap = *gap;
-        let key_cols: Vec<String> = if keys.is_empty() { vec!["1".into()] } else { keys.clone() };
-        let named: Vec<String> = key_cols.iter().enumerate().map(|(i, k)| format!("{k} AS __fjord_k{i}")).collect();
-        let parts: Vec<String> = (0..key_cols.len()).map(|i| format!("__fjord_k{i}")).collect();
+        let key_cols: Vec<String> = if keys.is_empty() {
+            vec!["1".into()]
+        } else {
+            keys.clone()
+        };
+        let named: Vec<String> = key_cols
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("{k} AS __fjord_k{i}"))
+            .collect();
+        let parts: Vec<String> = (0..key_cols.len())
+            .map(|i| format!("__fjord_k{i}"))
+            .collect();
         let by = parts.join(", ");
         let sessionize = format!(
             "WITH b AS (SELECT *, {named} FROM __fjord_buffer), \
@@ -542,8 +729,11 @@ impl Running {
         );
         let all = std::mem::take(buffer);
         let table = MemTable::try_new(schema.clone(), vec![all])?;
-        let _ = self.session.deregister_table(TableReference::bare("__fjord_buffer"));
-        self.session.register_table(TableReference::bare("__fjord_buffer"), Arc::new(table))?;
+        let _ = self
+            .session
+            .deregister_table(TableReference::bare("__fjord_buffer"));
+        self.session
+            .register_table(TableReference::bare("__fjord_buffer"), Arc::new(table))?;
         let assigned = self.session.sql(&sessionize).await?.collect().await?;
         let visible = rows::visible_schema(&schema);
         let mut closed = Vec::new();
@@ -551,7 +741,10 @@ impl Running {
         for b in assigned {
             let ends = rows::int64_column(&b, "__fjord_end")?.clone();
             let starts = rows::int64_column(&b, "__fjord_start")?.clone();
-            let is_closed: Vec<bool> = ends.iter().map(|e| e.is_some_and(|e| e + gap + lateness <= wm)).collect();
+            let is_closed: Vec<bool> = ends
+                .iter()
+                .map(|e| e.is_some_and(|e| e + gap + lateness <= wm))
+                .collect();
             let keep_open: Vec<bool> = is_closed.iter().map(|c| !c).collect();
             let orig: Vec<usize> = schema
                 .fields()
@@ -566,8 +759,14 @@ impl Running {
             let with_window = rows::with_columns(
                 &rows::without_hidden(&base)?,
                 vec![
-                    ("window_start", rows::timestamps(starts.iter().map(|v| v.unwrap_or(0)))),
-                    ("window_end", rows::timestamps(ends.iter().map(|v| v.unwrap_or(0)))),
+                    (
+                        "window_start",
+                        rows::timestamps(starts.iter().map(|v| v.unwrap_or(0))),
+                    ),
+                    (
+                        "window_end",
+                        rows::timestamps(ends.iter().map(|v| v.unwrap_or(0))),
+                    ),
                 ],
             )?;
             let c = rows::filter(&with_window, is_closed)?;
@@ -589,13 +788,24 @@ impl Running {
     }
 
     /// Runs the query over `tables` (name, schema, rows), registered under the source names.
-    async fn sql(&self, tables: &[(String, SchemaRef, Vec<RecordBatch>)]) -> Result<Vec<RecordBatch>> {
+    async fn sql(
+        &self,
+        tables: &[(String, SchemaRef, Vec<RecordBatch>)],
+    ) -> Result<Vec<RecordBatch>> {
         for (name, schema, batches) in tables {
             let t = MemTable::try_new(schema.clone(), vec![batches.clone()])?;
-            let _ = self.session.deregister_table(TableReference::bare(name.as_str()));
-            self.session.register_table(TableReference::bare(name.as_str()), Arc::new(t))?;
+            let _ = self
+                .session
+                .deregister_table(TableReference::bare(name.as_str()));
+            self.session
+                .register_table(TableReference::bare(name.as_str()), Arc::new(t))?;
         }
-        Ok(self.session.sql(&self.r.plan.exec_sql).await?.collect().await?)
+        Ok(self
+            .session
+            .sql(&self.r.plan.exec_sql)
+            .await?
+            .collect()
+            .await?)
     }
 
     /// Writes result rows to the output topic: the value is the row as a JSON object; the key
@@ -612,10 +822,16 @@ impl Running {
             let mut buf = Vec::new();
             {
                 let mut w = datafusion::arrow::json::LineDelimitedWriter::new(&mut buf);
-                w.write(&shown).map_err(Error::arrow("writing results as JSON"))?;
-                w.finish().map_err(Error::arrow("writing results as JSON"))?;
+                w.write(&shown)
+                    .map_err(Error::arrow("writing results as JSON"))?;
+                w.finish()
+                    .map_err(Error::arrow("writing results as JSON"))?;
             }
-            for (i, line) in buf.split(|c| *c == b'\n').filter(|l| !l.is_empty()).enumerate() {
+            for (i, line) in buf
+                .split(|c| *c == b'\n')
+                .filter(|l| !l.is_empty())
+                .enumerate()
+            {
                 let record = ProducerRecord {
                     topic: self.r.name.clone(),
                     partition: None,
@@ -641,7 +857,8 @@ impl Running {
 
     async fn flush(&mut self) -> Result<()> {
         for p in self.pending.drain(..) {
-            p.await.map_err(Error::kafka(format!("writing to {}", self.r.name)))?;
+            p.await
+                .map_err(Error::kafka(format!("writing to {}", self.r.name)))?;
         }
         Ok(())
     }
@@ -676,10 +893,18 @@ impl Running {
                     sections.push(("rows".to_string(), schema, rows));
                 }
             }
-            Operator::Session { rows, schema: Some(schema), .. } => {
+            Operator::Session {
+                rows,
+                schema: Some(schema),
+                ..
+            } => {
                 sections.push(("rows".to_string(), schema.clone(), rows.clone()));
             }
-            Operator::StreamJoin { left_rows, right_rows, .. } => {
+            Operator::StreamJoin {
+                left_rows,
+                right_rows,
+                ..
+            } => {
                 if let QueryKind::Join { left, right, .. } = &self.r.plan.kind {
                     for (name, rows) in [(left, left_rows), (right, right_rows)] {
                         if let Some(d) = self.decoders.get(name) {
@@ -694,7 +919,10 @@ impl Running {
         let cp = Checkpoint { header, sections };
         tokio::task::spawn_blocking(move || cp.store(&path))
             .await
-            .map_err(|e| Error::Checkpoint { path: String::new(), source: std::io::Error::other(e) })??;
+            .map_err(|e| Error::Checkpoint {
+                path: String::new(),
+                source: std::io::Error::other(e),
+            })??;
         self.emitted = false;
         Ok(())
     }
@@ -729,11 +957,17 @@ impl Running {
                     windows.next_window = h.next_window;
                     windows.restore(batches)?;
                 }
-                Operator::Session { rows, schema: sch, .. } if name == "rows" => {
+                Operator::Session {
+                    rows, schema: sch, ..
+                } if name == "rows" => {
                     *sch = Some(schema);
                     *rows = batches;
                 }
-                Operator::StreamJoin { left_rows, right_rows, .. } => {
+                Operator::StreamJoin {
+                    left_rows,
+                    right_rows,
+                    ..
+                } => {
                     if let QueryKind::Join { left, .. } = &self.r.plan.kind {
                         if name == format!("join:{left}") {
                             *left_rows = batches;
@@ -757,26 +991,44 @@ impl Running {
 
 /// The `name` column as bytes per row (text for non-binary types).
 fn column_bytes(b: &RecordBatch, name: &str) -> Result<Option<Vec<Option<Bytes>>>> {
-    let Some(col) = b.column_by_name(name) else { return Ok(None) };
+    let Some(col) = b.column_by_name(name) else {
+        return Ok(None);
+    };
     if let Some(bin) = col.as_any().downcast_ref::<BinaryArray>() {
-        return Ok(Some(bin.iter().map(|v| v.map(Bytes::copy_from_slice)).collect()));
+        return Ok(Some(
+            bin.iter().map(|v| v.map(Bytes::copy_from_slice)).collect(),
+        ));
     }
-    let text = compute::cast(col, &DataType::Utf8).map_err(Error::arrow("reading the key column"))?;
-    let Some(s) = text.as_any().downcast_ref::<StringArray>() else { return Ok(None) };
-    Ok(Some(s.iter().map(|v| v.map(|v| Bytes::copy_from_slice(v.as_bytes()))).collect()))
+    let text =
+        compute::cast(col, &DataType::Utf8).map_err(Error::arrow("reading the key column"))?;
+    let Some(s) = text.as_any().downcast_ref::<StringArray>() else {
+        return Ok(None);
+    };
+    Ok(Some(
+        s.iter()
+            .map(|v| v.map(|v| Bytes::copy_from_slice(v.as_bytes())))
+            .collect(),
+    ))
 }
 
 /// Record timestamps: the `timestamp` column, else `window_end - 1`.
 fn record_times(b: &RecordBatch) -> Result<Option<Vec<Option<i64>>>> {
     for (name, shift) in [("timestamp", 0), ("window_end", 1)] {
-        let Some(col) = b.column_by_name(name) else { continue };
+        let Some(col) = b.column_by_name(name) else {
+            continue;
+        };
         if !matches!(col.data_type(), DataType::Timestamp(..)) {
             continue;
         }
         let ms = compute::cast(col, &DataType::Timestamp(TimeUnit::Millisecond, None))
             .and_then(|c| compute::cast(&c, &DataType::Int64))
             .map_err(Error::arrow("reading result timestamps"))?;
-        let Some(ints) = ms.as_any().downcast_ref::<datafusion::arrow::array::Int64Array>() else { continue };
+        let Some(ints) = ms
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::Int64Array>()
+        else {
+            continue;
+        };
         return Ok(Some(ints.iter().map(|v| v.map(|v| v - shift)).collect()));
     }
     Ok(None)

@@ -45,18 +45,31 @@ pub fn parse(text: &str) -> Result<Option<Statement>> {
             let name = identifier(&mut r, "CREATE STREAM")?;
             let mut options = BTreeMap::new();
             let mut next = word(&mut r);
-            if next.as_deref().is_some_and(|w| w.eq_ignore_ascii_case("WITH")) {
+            if next
+                .as_deref()
+                .is_some_and(|w| w.eq_ignore_ascii_case("WITH"))
+            {
                 options = with_options(&mut r)?;
                 next = word(&mut r);
             }
-            if !next.as_deref().is_some_and(|w| w.eq_ignore_ascii_case("AS")) {
-                return Err(bad("CREATE STREAM", "expected AS SELECT ... after the stream name"));
+            if !next
+                .as_deref()
+                .is_some_and(|w| w.eq_ignore_ascii_case("AS"))
+            {
+                return Err(bad(
+                    "CREATE STREAM",
+                    "expected AS SELECT ... after the stream name",
+                ));
             }
             let query = r.trim().to_string();
             if query.is_empty() {
                 return Err(bad("CREATE STREAM", "the query after AS is missing"));
             }
-            Ok(Some(Statement::CreateStream { name, options, query }))
+            Ok(Some(Statement::CreateStream {
+                name,
+                options,
+                query,
+            }))
         }
         "DROP" => {
             let mut r = rest;
@@ -77,7 +90,9 @@ pub fn parse(text: &str) -> Result<Option<Statement>> {
         }
         "SHOW" => {
             let mut r = rest;
-            if word(&mut r).is_some_and(|w| w.eq_ignore_ascii_case("QUERIES") || w.eq_ignore_ascii_case("STREAMS")) {
+            if word(&mut r).is_some_and(|w| {
+                w.eq_ignore_ascii_case("QUERIES") || w.eq_ignore_ascii_case("STREAMS")
+            }) {
                 expect_end(r, "SHOW QUERIES")?;
                 return Ok(Some(Statement::ShowQueries));
             }
@@ -159,7 +174,10 @@ fn with_options(rest: &mut &str) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for item in body[..close].split(',').filter(|i| !i.trim().is_empty()) {
         let Some((k, v)) = item.split_once('=') else {
-            return Err(bad("CREATE STREAM", &format!("expected key = value in WITH, got {}", item.trim())));
+            return Err(bad(
+                "CREATE STREAM",
+                &format!("expected key = value in WITH, got {}", item.trim()),
+            ));
         };
         let k = k.trim().trim_matches('"').to_ascii_lowercase();
         let v = v.trim().trim_matches('\'').to_string();
@@ -175,9 +193,19 @@ mod tests {
     #[test]
     fn create_stream_with_options() {
         let s = parse("create stream \"clicks-per-minute\" WITH (allowed_lateness = '5 seconds', partitions = 3) AS SELECT 1;").unwrap();
-        let Some(Statement::CreateStream { name, options, query }) = s else { panic!("{s:?}") };
+        let Some(Statement::CreateStream {
+            name,
+            options,
+            query,
+        }) = s
+        else {
+            panic!("{s:?}")
+        };
         assert_eq!(name, "clicks-per-minute");
-        assert_eq!(options.get("allowed_lateness").map(String::as_str), Some("5 seconds"));
+        assert_eq!(
+            options.get("allowed_lateness").map(String::as_str),
+            Some("5 seconds")
+        );
         assert_eq!(options.get("partitions").map(String::as_str), Some("3"));
         assert_eq!(query, "SELECT 1");
     }
@@ -187,7 +215,10 @@ mod tests {
         assert_eq!(parse("SHOW QUERIES").unwrap(), Some(Statement::ShowQueries));
         assert_eq!(
             parse("drop stream if exists out").unwrap(),
-            Some(Statement::DropStream { name: "out".into(), if_exists: true })
+            Some(Statement::DropStream {
+                name: "out".into(),
+                if_exists: true
+            })
         );
         assert_eq!(parse("SELECT * FROM t").unwrap(), None);
         assert_eq!(parse("CREATE TABLE t AS SELECT 1").unwrap(), None);

@@ -55,7 +55,12 @@ impl TimeWindows {
     }
 
     /// Adds the rows of `batch` with event times `times`, advancing `watermark` row by row.
-    pub fn add(&mut self, batch: &RecordBatch, times: &[Option<i64>], watermark: &mut Option<i64>) -> Result<Added> {
+    pub fn add(
+        &mut self,
+        batch: &RecordBatch,
+        times: &[Option<i64>],
+        watermark: &mut Option<i64>,
+    ) -> Result<Added> {
         let mut added = Added::default();
         let mut keep = Vec::new();
         let mut opens = Vec::new();
@@ -74,7 +79,8 @@ impl TimeWindows {
             }
             // The first window holding t, and the first still open.
             let first = (t - self.size).div_euclid(self.slide) * self.slide + self.slide;
-            let open_min = (wm - self.size - self.lateness).div_euclid(self.slide) * self.slide + self.slide;
+            let open_min =
+                (wm - self.size - self.lateness).div_euclid(self.slide) * self.slide + self.slide;
             let open_from = first.max(open_min);
             self.next_window = Some(self.next_window.map_or(open_from, |n| n.min(open_from)));
             keep.push(i as u32);
@@ -99,7 +105,11 @@ impl TimeWindows {
             by_pane.entry(self.pane(*t)).or_default().push(i as u32);
         }
         for (pane, idx) in by_pane {
-            let part = if idx.len() == kept.num_rows() { kept.clone() } else { rows::take(&kept, &idx)? };
+            let part = if idx.len() == kept.num_rows() {
+                kept.clone()
+            } else {
+                rows::take(&kept, &idx)?
+            };
             self.panes.entry(pane).or_default().push(part);
         }
         Ok(added)
@@ -119,7 +129,8 @@ impl TimeWindows {
                 break;
             };
             if first_pane >= s + self.size {
-                self.next_window = Some((first_pane - self.size).div_euclid(self.slide) * self.slide + self.slide);
+                self.next_window =
+                    Some((first_pane - self.size).div_euclid(self.slide) * self.slide + self.slide);
                 continue;
             }
             let mut parts = Vec::new();
@@ -142,13 +153,17 @@ impl TimeWindows {
         }
         let next = self.next_window;
         let horizon = watermark - self.size - self.lateness;
-        self.panes.retain(|p, _| !(*p <= horizon && next.is_none_or(|n| n > *p)));
+        self.panes
+            .retain(|p, _| !(*p <= horizon && next.is_none_or(|n| n > *p)));
         Ok(out)
     }
 
     /// Every buffered row (for a checkpoint).
     pub fn rows(&self) -> (Option<SchemaRef>, Vec<RecordBatch>) {
-        (self.schema.clone(), self.panes.values().flatten().cloned().collect())
+        (
+            self.schema.clone(),
+            self.panes.values().flatten().cloned().collect(),
+        )
     }
 
     /// Puts rows from a checkpoint back into their panes.
@@ -196,11 +211,22 @@ mod tests {
     fn tumbling_windows_close_once_and_drop_late_rows() {
         let mut w = TimeWindows::new(10, 10, 0);
         let mut wm = None;
-        let a = w.add(&batch(&[1, 2, 3]), &[Some(1), Some(5), Some(12)], &mut wm).unwrap();
-        assert_eq!(a, Added { kept: 3, late: 0, untimed: 0 });
+        let a = w
+            .add(&batch(&[1, 2, 3]), &[Some(1), Some(5), Some(12)], &mut wm)
+            .unwrap();
+        assert_eq!(
+            a,
+            Added {
+                kept: 3,
+                late: 0,
+                untimed: 0
+            }
+        );
         assert_eq!(sums(&w.close(wm.unwrap()).unwrap()), vec![(0, 3)]);
         // t=9 is late: window [0,10) closed at 12.
-        let a = w.add(&batch(&[100, 4]), &[Some(9), Some(19)], &mut wm).unwrap();
+        let a = w
+            .add(&batch(&[100, 4]), &[Some(9), Some(19)], &mut wm)
+            .unwrap();
         assert_eq!(a.late, 1);
         assert!(w.close(wm.unwrap()).unwrap().is_empty());
         w.add(&batch(&[5]), &[Some(20)], &mut wm).unwrap();
@@ -211,7 +237,8 @@ mod tests {
     fn lateness_keeps_windows_open() {
         let mut w = TimeWindows::new(10, 10, 5);
         let mut wm = None;
-        w.add(&batch(&[1, 2]), &[Some(1), Some(12)], &mut wm).unwrap();
+        w.add(&batch(&[1, 2]), &[Some(1), Some(12)], &mut wm)
+            .unwrap();
         assert!(w.close(wm.unwrap()).unwrap().is_empty());
         let a = w.add(&batch(&[10]), &[Some(8)], &mut wm).unwrap();
         assert_eq!(a.late, 0);
@@ -223,17 +250,26 @@ mod tests {
     fn hopping_windows_hold_each_row_in_size_over_slide_windows() {
         let mut w = TimeWindows::new(10, 5, 0);
         let mut wm = None;
-        w.add(&batch(&[1, 10, 100]), &[Some(3), Some(7), Some(12)], &mut wm).unwrap();
+        w.add(
+            &batch(&[1, 10, 100]),
+            &[Some(3), Some(7), Some(12)],
+            &mut wm,
+        )
+        .unwrap();
         w.add(&batch(&[0]), &[Some(40)], &mut wm).unwrap();
         // Windows [-5,5), [0,10), [5,15), [10,20).
-        assert_eq!(sums(&w.close(wm.unwrap()).unwrap()), vec![(-5, 1), (0, 11), (5, 110), (10, 100)]);
+        assert_eq!(
+            sums(&w.close(wm.unwrap()).unwrap()),
+            vec![(-5, 1), (0, 11), (5, 110), (10, 100)]
+        );
     }
 
     #[test]
     fn checkpoint_rows_restore_the_same_windows() {
         let mut w = TimeWindows::new(10, 10, 0);
         let mut wm = None;
-        w.add(&batch(&[1, 2]), &[Some(1), Some(15)], &mut wm).unwrap();
+        w.add(&batch(&[1, 2]), &[Some(1), Some(15)], &mut wm)
+            .unwrap();
         w.close(wm.unwrap()).unwrap();
         let (_, saved) = w.rows();
         let mut r = TimeWindows::new(10, 10, 0);

@@ -29,14 +29,23 @@ impl ScanBounds {
     /// Applies one filter (a conjunct of the WHERE clause). Returns whether it was used.
     pub fn apply(&mut self, filter: &Expr) -> bool {
         match filter {
-            Expr::BinaryExpr(BinaryExpr { left, op: Operator::And, right }) => {
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::And,
+                right,
+            }) => {
                 // Both sides narrow; the conjunction is usable if either is.
                 let l = self.apply(left);
                 let r = self.apply(right);
                 l || r
             }
             Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
-                match (column_of(left), literal_of(right), column_of(right), literal_of(left)) {
+                match (
+                    column_of(left),
+                    literal_of(right),
+                    column_of(right),
+                    literal_of(left),
+                ) {
                     (Some(c), Some(v), _, _) => self.compare(c, *op, v),
                     (_, _, Some(c), Some(v)) => match op.swap() {
                         Some(op) => self.compare(c, op, v),
@@ -63,7 +72,12 @@ impl ScanBounds {
                         None => return false,
                     }
                 }
-                self.restrict_partitions(wanted.into_iter().filter_map(|v| i32::try_from(v).ok()).collect());
+                self.restrict_partitions(
+                    wanted
+                        .into_iter()
+                        .filter_map(|v| i32::try_from(v).ok())
+                        .collect(),
+                );
                 true
             }
             _ => false,
@@ -170,7 +184,10 @@ mod tests {
 
     #[test]
     fn offset_range_from_comparisons() {
-        let b = bounds(&[col("offset").gt(lit(10i64)), col("offset").lt_eq(lit(20i64))]);
+        let b = bounds(&[
+            col("offset").gt(lit(10i64)),
+            col("offset").lt_eq(lit(20i64)),
+        ]);
         assert_eq!((b.min_offset, b.max_offset), (Some(11), Some(20)));
     }
 
@@ -191,7 +208,10 @@ mod tests {
 
     #[test]
     fn partitions_from_eq_and_in_list() {
-        let b = bounds(&[col("partition").in_list(vec![lit(1), lit(3), lit(5)], false), col("partition").eq(lit(3))]);
+        let b = bounds(&[
+            col("partition").in_list(vec![lit(1), lit(3), lit(5)], false),
+            col("partition").eq(lit(3)),
+        ]);
         assert_eq!(b.partitions, Some(vec![3]));
         let b = bounds(&[col("partition").eq(lit(1)), col("partition").eq(lit(2))]);
         assert!(b.is_empty());
@@ -199,8 +219,13 @@ mod tests {
 
     #[test]
     fn between_and_conjunctions() {
-        let b = bounds(&[col("offset").between(lit(3i64), lit(7i64)).and(col("partition").eq(lit(0)))]);
-        assert_eq!((b.min_offset, b.max_offset, b.partitions), (Some(3), Some(7), Some(vec![0])));
+        let b = bounds(&[col("offset")
+            .between(lit(3i64), lit(7i64))
+            .and(col("partition").eq(lit(0)))]);
+        assert_eq!(
+            (b.min_offset, b.max_offset, b.partitions),
+            (Some(3), Some(7), Some(vec![0]))
+        );
     }
 
     #[test]

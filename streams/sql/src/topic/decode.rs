@@ -52,7 +52,10 @@ impl RecordDecoder {
             None => (0..table.fields().len()).collect(),
         };
         let schema = Arc::new(Schema::new(
-            columns.iter().map(|i| table.field(*i).clone()).collect::<Vec<_>>(),
+            columns
+                .iter()
+                .map(|i| table.field(*i).clone())
+                .collect::<Vec<_>>(),
         ));
         RecordDecoder {
             schema,
@@ -75,7 +78,13 @@ impl RecordDecoder {
             (None, vec![true; records.len()], Vec::new())
         };
         let kept = keep.iter().filter(|k| **k).count();
-        let rows = || records.iter().zip(&keep).filter(|(_, k)| **k).map(|(r, _)| r);
+        let rows = || {
+            records
+                .iter()
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(r, _)| r)
+        };
         let mut out: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());
         for c in &self.columns {
             let array: ArrayRef = match c {
@@ -100,7 +109,8 @@ impl RecordDecoder {
                     Arc::new(b.finish())
                 }
                 4 => {
-                    let mut b = TimestampMillisecondBuilder::with_capacity(kept).with_timezone("UTC");
+                    let mut b =
+                        TimestampMillisecondBuilder::with_capacity(kept).with_timezone("UTC");
                     rows().for_each(|r| b.append_value(r.timestamp));
                     Arc::new(b.finish())
                 }
@@ -151,7 +161,12 @@ impl RecordDecoder {
     ) -> Result<(Option<RecordBatch>, Vec<bool>, Vec<(usize, String)>)> {
         let mut texts: Vec<Option<Vec<u8>>> = Vec::new();
         let mut failures = Vec::new();
-        let mut buf = Vec::with_capacity(records.iter().map(|r| r.value.as_ref().map_or(3, |v| v.len() + 1)).sum());
+        let mut buf = Vec::with_capacity(
+            records
+                .iter()
+                .map(|r| r.value.as_ref().map_or(3, |v| v.len() + 1))
+                .sum(),
+        );
         let mut keep = vec![true; records.len()];
         match self.format {
             ValueFormat::Avro => {
@@ -210,7 +225,11 @@ impl RecordDecoder {
                 },
             };
             row += 1;
-            let checked = if one.first() == Some(&b'{') { self.json_batch(one, 1) } else { Err("the value is not a JSON object".to_string()) };
+            let checked = if one.first() == Some(&b'{') {
+                self.json_batch(one, 1)
+            } else {
+                Err("the value is not a JSON object".to_string())
+            };
             match checked {
                 Ok(b) => parts.push(b),
                 Err(e) => {
@@ -240,7 +259,10 @@ impl RecordDecoder {
             .map_err(|e| e.to_string())?
             .unwrap_or_else(|| RecordBatch::new_empty(schema));
         if batch.num_rows() != rows {
-            return Err(format!("{} JSON values for {rows} records", batch.num_rows()));
+            return Err(format!(
+                "{} JSON values for {rows} records",
+                batch.num_rows()
+            ));
         }
         Ok(batch)
     }

@@ -91,7 +91,13 @@ impl DisplayAs for TopicScanExec {
             .iter()
             .map(|r| format!("{}:[{},{})", r.partition, r.start, r.end))
             .collect();
-        let columns: Vec<&str> = self.decoder.schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let columns: Vec<&str> = self
+            .decoder
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
         write!(
             f,
             "TopicScanExec: topic={}, partitions={}, offsets=[{}], projection=[{}]",
@@ -188,7 +194,11 @@ impl PartitionReader {
         self,
         tx: &mpsc::Sender<DfResult<datafusion::arrow::array::RecordBatch>>,
     ) -> Result<(), Error> {
-        let PartitionRange { partition, start, end } = self.range;
+        let PartitionRange {
+            partition,
+            start,
+            end,
+        } = self.range;
         if start >= end || self.limit == Some(0) {
             return Ok(());
         }
@@ -200,9 +210,10 @@ impl PartitionReader {
         )
         .await
         .map_err(Error::kafka(format!("reading {}-{partition}", self.topic)))?;
-        consumer
-            .assign([tp.clone()])
-            .map_err(Error::kafka(format!("assigning {}-{partition}", self.topic)))?;
+        consumer.assign([tp.clone()]).map_err(Error::kafka(format!(
+            "assigning {}-{partition}",
+            self.topic
+        )))?;
         consumer.seek(tp.clone(), start);
         let mut pending: Vec<ConsumerRecord> = Vec::with_capacity(self.batch_size);
         let mut sent = 0usize;
@@ -261,7 +272,8 @@ impl PartitionReader {
         }
         let decoded = self.decoder.decode(pending).await?;
         if decoded.skipped > 0 {
-            self.skipped.fetch_add(decoded.skipped as u64, Ordering::Relaxed);
+            self.skipped
+                .fetch_add(decoded.skipped as u64, Ordering::Relaxed);
             if let Some((i, reason)) = decoded.failures.first() {
                 tracing::warn!(
                     topic = %self.topic,
@@ -277,4 +289,3 @@ impl PartitionReader {
         Ok(tx.send(Ok(decoded.batch)).await.is_ok())
     }
 }
-

@@ -8,7 +8,14 @@ use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, T
 use serde_json::Value as Json;
 
 /// Names of the record columns, in table order.
-pub const RECORD_COLUMNS: [&str; 6] = ["key", "value", "partition", "offset", "timestamp", "headers"];
+pub const RECORD_COLUMNS: [&str; 6] = [
+    "key",
+    "value",
+    "partition",
+    "offset",
+    "timestamp",
+    "headers",
+];
 
 /// How values are turned into the value-field columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +80,12 @@ pub fn table_schema(value_fields: &Fields) -> (SchemaRef, Fields) {
             tracing::warn!(field = %f.name(), "value field dropped: its name clashes with a column");
             continue;
         }
-        fields.push(f.as_ref().clone().with_name(name.clone()).with_nullable(true));
+        fields.push(
+            f.as_ref()
+                .clone()
+                .with_name(name.clone())
+                .with_nullable(true),
+        );
         // The decoder sees the field under its name in the value.
         decoded.push(f.as_ref().clone().with_nullable(true));
     }
@@ -117,7 +129,10 @@ fn avro_type(ty: &Json) -> Option<DataType> {
             _ => None,
         },
         Json::Array(branches) => {
-            let non_null: Vec<_> = branches.iter().filter(|b| b.as_str() != Some("null")).collect();
+            let non_null: Vec<_> = branches
+                .iter()
+                .filter(|b| b.as_str() != Some("null"))
+                .collect();
             match non_null.as_slice() {
                 [one] => avro_type(one),
                 _ => None,
@@ -154,7 +169,11 @@ pub fn fields_from_json_schema(topic: &str, schema: &str) -> Result<Fields, crat
     for (name, p) in props {
         let types: Vec<&str> = match p.get("type") {
             Some(Json::String(s)) => vec![s.as_str()],
-            Some(Json::Array(a)) => a.iter().filter_map(Json::as_str).filter(|t| *t != "null").collect(),
+            Some(Json::Array(a)) => a
+                .iter()
+                .filter_map(Json::as_str)
+                .filter(|t| *t != "null")
+                .collect(),
             _ => continue,
         };
         let dt = match types.as_slice() {
@@ -177,7 +196,9 @@ pub fn infer_json_fields(samples: &[Json]) -> Result<Fields, crate::Error> {
         return Ok(Fields::empty());
     }
     let inferred = datafusion::arrow::json::reader::infer_json_schema_from_iterator(
-        objects.iter().map(|v| Ok::<_, datafusion::arrow::error::ArrowError>(*v)),
+        objects
+            .iter()
+            .map(|v| Ok::<_, datafusion::arrow::error::ArrowError>(*v)),
     )
     .map_err(crate::Error::arrow("inferring the value schema"))?;
     let mut order: Vec<&str> = Vec::new();
@@ -211,17 +232,33 @@ mod tests {
 
     #[test]
     fn inferred_fields_are_sorted_by_name_and_widen_numbers() {
-        let f = infer_json_fields(&[json!({"user": "a", "amount": 1}), json!({"amount": 2.5, "x": null}), json!(7)]).unwrap();
-        let names: Vec<_> = f.iter().map(|f| (f.name().as_str(), f.data_type().clone())).collect();
+        let f = infer_json_fields(&[
+            json!({"user": "a", "amount": 1}),
+            json!({"amount": 2.5, "x": null}),
+            json!(7),
+        ])
+        .unwrap();
+        let names: Vec<_> = f
+            .iter()
+            .map(|f| (f.name().as_str(), f.data_type().clone()))
+            .collect();
         assert_eq!(
             names,
-            vec![("amount", DataType::Float64), ("user", DataType::Utf8), ("x", DataType::Utf8)]
+            vec![
+                ("amount", DataType::Float64),
+                ("user", DataType::Utf8),
+                ("x", DataType::Utf8)
+            ]
         );
     }
 
     #[test]
     fn clashing_value_fields_are_renamed() {
-        let (schema, decoded) = table_schema(&Fields::from(vec![Field::new("timestamp", DataType::Int64, true)]));
+        let (schema, decoded) = table_schema(&Fields::from(vec![Field::new(
+            "timestamp",
+            DataType::Int64,
+            true,
+        )]));
         assert_eq!(schema.field(6).name(), "value_timestamp");
         assert_eq!(decoded[0].name(), "timestamp");
     }

@@ -49,7 +49,11 @@ pub struct TopicTable {
 
 impl TopicTable {
     /// The table of `topic`, or `None` when there is no such topic.
-    pub async fn discover(source: &TopicSource, admin: &Admin, topic: &str) -> Result<Option<Self>> {
+    pub async fn discover(
+        source: &TopicSource,
+        admin: &Admin,
+        topic: &str,
+    ) -> Result<Option<Self>> {
         let partitions = match admin.partitions(topic).await {
             Ok(p) => p,
             Err(fjord_client::Error::Broker { code, .. }) if code.code() == 3 => return Ok(None),
@@ -60,7 +64,11 @@ impl TopicTable {
             None => {
                 let samples = sample_values(source, admin, topic, &partitions).await?;
                 let fields = schema::infer_json_fields(&samples)?;
-                let format = if fields.is_empty() { ValueFormat::Raw } else { ValueFormat::Json };
+                let format = if fields.is_empty() {
+                    ValueFormat::Raw
+                } else {
+                    ValueFormat::Json
+                };
                 (fields, format)
             }
         };
@@ -82,7 +90,10 @@ impl TopicTable {
     }
 
     /// The value fields from the latest schema registered under `{topic}-value`, if any.
-    async fn registered(source: &TopicSource, topic: &str) -> Result<Option<(Fields, ValueFormat)>> {
+    async fn registered(
+        source: &TopicSource,
+        topic: &str,
+    ) -> Result<Option<(Fields, ValueFormat)>> {
         let Some(registry) = &source.registry else {
             return Ok(None);
         };
@@ -102,8 +113,14 @@ impl TopicTable {
         };
         use fjord_schema_registry::schema::SchemaType;
         Ok(match fetched.schema_type {
-            SchemaType::Avro => Some((schema::fields_from_avro(topic, &fetched.schema)?, ValueFormat::Avro)),
-            SchemaType::Json => Some((schema::fields_from_json_schema(topic, &fetched.schema)?, ValueFormat::Json)),
+            SchemaType::Avro => Some((
+                schema::fields_from_avro(topic, &fetched.schema)?,
+                ValueFormat::Avro,
+            )),
+            SchemaType::Json => Some((
+                schema::fields_from_json_schema(topic, &fetched.schema)?,
+                ValueFormat::Json,
+            )),
             _ => None,
         })
     }
@@ -130,12 +147,20 @@ impl TopicTable {
     }
 
     /// The offsets to read per partition for `bounds`, and how they were found.
-    pub(crate) async fn ranges(&self, bounds: &ScanBounds) -> Result<(Vec<PartitionRange>, String)> {
+    pub(crate) async fn ranges(
+        &self,
+        bounds: &ScanBounds,
+    ) -> Result<(Vec<PartitionRange>, String)> {
         let admin = Admin::connect(&self.source.bootstrap)
             .await
             .map_err(Error::kafka("connecting"))?;
         let parts: Vec<i32> = match &bounds.partitions {
-            Some(p) => self.partitions.iter().copied().filter(|x| p.contains(x)).collect(),
+            Some(p) => self
+                .partitions
+                .iter()
+                .copied()
+                .filter(|x| p.contains(x))
+                .collect(),
             None => self.partitions.clone(),
         };
         if parts.is_empty() || bounds.is_empty() {
@@ -187,7 +212,11 @@ impl TopicTable {
             if let Some(hi) = bounds.max_offset {
                 end = end.min(hi.saturating_add(1));
             }
-            ranges.push(PartitionRange { partition: tp.1, start, end: end.max(start) });
+            ranges.push(PartitionRange {
+                partition: tp.1,
+                start,
+                end: end.max(start),
+            });
         }
         Ok((ranges, notes.join(", ")))
     }
@@ -203,7 +232,10 @@ impl TableProvider for TopicTable {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
         Ok(filters
             .iter()
             .map(|f| {
@@ -244,7 +276,12 @@ impl TableProvider for TopicTable {
 
 /// Up to `source.sample_records` values from the start of the topic's partitions, as JSON
 /// (values that are not JSON are left out).
-async fn sample_values(source: &TopicSource, admin: &Admin, topic: &str, partitions: &[i32]) -> Result<Vec<Json>> {
+async fn sample_values(
+    source: &TopicSource,
+    admin: &Admin,
+    topic: &str,
+    partitions: &[i32],
+) -> Result<Vec<Json>> {
     if partitions.is_empty() || source.sample_records == 0 {
         return Ok(Vec::new());
     }
@@ -270,16 +307,20 @@ async fn sample_values(source: &TopicSource, admin: &Admin, topic: &str, partiti
     if want.is_empty() {
         return Ok(Vec::new());
     }
-    let mut consumer = Consumer::new(ConsumerConfig::new(source.bootstrap.clone()).auto_offset_reset(OffsetReset::Earliest))
-        .await
-        .map_err(Error::kafka(format!("sampling {topic}")))?;
+    let mut consumer = Consumer::new(
+        ConsumerConfig::new(source.bootstrap.clone()).auto_offset_reset(OffsetReset::Earliest),
+    )
+    .await
+    .map_err(Error::kafka(format!("sampling {topic}")))?;
     consumer
         .assign(want.iter().map(|(tp, _)| tp.clone()))
         .map_err(Error::kafka(format!("sampling {topic}")))?;
     let mut out = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while tokio::time::Instant::now() < deadline {
-        let done = want.iter().all(|(tp, end)| consumer.position(tp).unwrap_or(0) >= *end);
+        let done = want
+            .iter()
+            .all(|(tp, end)| consumer.position(tp).unwrap_or(0) >= *end);
         if done {
             break;
         }
@@ -288,7 +329,11 @@ async fn sample_values(source: &TopicSource, admin: &Admin, topic: &str, partiti
             .await
             .map_err(Error::kafka(format!("sampling {topic}")))?;
         for r in records {
-            let Some(limit) = want.iter().find(|(tp, _)| tp.1 == r.partition).map(|(_, e)| *e) else {
+            let Some(limit) = want
+                .iter()
+                .find(|(tp, _)| tp.1 == r.partition)
+                .map(|(_, e)| *e)
+            else {
                 continue;
             };
             if r.offset >= limit {

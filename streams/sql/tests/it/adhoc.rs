@@ -29,19 +29,39 @@ pub(crate) async fn fixtures(broker: &TestBroker) -> Result<()> {
             BASE + 1000 * i,
         );
         if i == 0 {
-            r.headers = vec![("source".into(), Some(Bytes::from("web"))), ("trace".into(), None)];
+            r.headers = vec![
+                ("source".into(), Some(Bytes::from("web"))),
+                ("trace".into(), None),
+            ];
         }
         clicks.push(r);
     }
     produce_recs(&producer, "clicks", clicks).await?;
-    let raw = |v: &'static [u8], i: i64| Rec { partition: Some(0), key: None, value: Some(Bytes::from_static(v)), ts: BASE + i, headers: Vec::new() };
-    produce_recs(&producer, "raw", vec![raw(b"plain text", 0), raw(b"\x00\xff", 1)]).await?;
+    let raw = |v: &'static [u8], i: i64| Rec {
+        partition: Some(0),
+        key: None,
+        value: Some(Bytes::from_static(v)),
+        ts: BASE + i,
+        headers: Vec::new(),
+    };
+    produce_recs(
+        &producer,
+        "raw",
+        vec![raw(b"plain text", 0), raw(b"\x00\xff", 1)],
+    )
+    .await?;
     produce_recs(
         &producer,
         "bad",
         vec![
             Rec::json(Some(0), None, json!({"n": 1}), BASE),
-            Rec { partition: Some(0), key: None, value: Some(Bytes::from_static(b"{\"n\": ")), ts: BASE + 1, headers: Vec::new() },
+            Rec {
+                partition: Some(0),
+                key: None,
+                value: Some(Bytes::from_static(b"{\"n\": ")),
+                ts: BASE + 1,
+                headers: Vec::new(),
+            },
             Rec::json(Some(0), None, json!({"n": 3}), BASE + 2),
         ],
     )
@@ -60,7 +80,11 @@ async fn sqllogictest_files_pass_over_fixed_topics() -> Result<()> {
     let ctx = context(&broker).await?;
     let ran = crate::slt::run(&ctx, "adhoc.slt", include_str!("../slt/adhoc.slt")).await?;
     assert!(ran >= 15, "only {ran} records ran");
-    assert_eq!(ctx.records_skipped(), 1, "the malformed value of `bad` is counted once");
+    assert_eq!(
+        ctx.records_skipped(),
+        1,
+        "the malformed value of `bad` is counted once"
+    );
     Ok(())
 }
 
@@ -72,12 +96,19 @@ async fn explain_shows_the_pushed_down_offsets() -> Result<()> {
     let plan = ctx
         .sql("EXPLAIN SELECT amount FROM clicks WHERE partition = 1 AND \"offset\" > 2 AND \"timestamp\" >= '2023-11-14T22:13:25Z'")
         .await?;
-    let text = fjord_sql::format::displayable(&plan[0])
-        .map(|b| fjord_sql::arrow::util::pretty::pretty_format_batches(&[b]).map(|t| t.to_string()))??;
+    let text = fjord_sql::format::displayable(&plan[0]).map(|b| {
+        fjord_sql::arrow::util::pretty::pretty_format_batches(&[b]).map(|t| t.to_string())
+    })??;
     // Partition 1 holds i = 1, 3, 5, 7, 9 at offsets 0..4; i >= 5 starts at offset 2, and
     // offset > 2 then makes it 3. Only the referenced columns are decoded.
-    assert!(text.contains("TopicScanExec: topic=clicks, partitions=1, offsets=[1:[3,5)]"), "{text}");
-    assert!(text.contains("projection=[partition, offset, timestamp, amount]"), "{text}");
+    assert!(
+        text.contains("TopicScanExec: topic=clicks, partitions=1, offsets=[1:[3,5)]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("projection=[partition, offset, timestamp, amount]"),
+        "{text}"
+    );
     assert!(text.contains("via ListOffsets"), "{text}");
     Ok(())
 }
@@ -87,13 +118,25 @@ async fn headers_are_a_list_of_key_value_structs() -> Result<()> {
     let broker = TestBroker::start().await?;
     fixtures(&broker).await?;
     let ctx = context(&broker).await?;
-    let batches = ctx.sql("SELECT headers FROM clicks WHERE partition = 0 AND \"offset\" = 0").await?;
-    let list = batches[0].column(0).as_any().downcast_ref::<ListArray>().expect("a list");
+    let batches = ctx
+        .sql("SELECT headers FROM clicks WHERE partition = 0 AND \"offset\" = 0")
+        .await?;
+    let list = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<ListArray>()
+        .expect("a list");
     let first = list.value(0);
-    let headers = first.as_any().downcast_ref::<StructArray>().expect("structs");
+    let headers = first
+        .as_any()
+        .downcast_ref::<StructArray>()
+        .expect("structs");
     assert_eq!(headers.len(), 2);
     let values = headers.column(1);
-    assert!(!values.is_null(0) && values.is_null(1), "the second header has a null value");
+    assert!(
+        !values.is_null(0) && values.is_null(1),
+        "the second header has a null value"
+    );
     Ok(())
 }
 
@@ -102,7 +145,11 @@ async fn results_print_as_table_json_and_csv() -> Result<()> {
     let broker = TestBroker::start().await?;
     fixtures(&broker).await?;
     let ctx = context(&broker).await?;
-    let batches = ctx.sql("SELECT \"user\", sum(amount) AS total FROM clicks GROUP BY \"user\" ORDER BY \"user\"").await?;
+    let batches = ctx
+        .sql(
+            "SELECT \"user\", sum(amount) AS total FROM clicks GROUP BY \"user\" ORDER BY \"user\"",
+        )
+        .await?;
     let mut out = Vec::new();
     fjord_sql::format::write_batches(&mut out, &batches, OutputFormat::Json, true)?;
     assert_eq!(
@@ -111,7 +158,10 @@ async fn results_print_as_table_json_and_csv() -> Result<()> {
     );
     let mut out = Vec::new();
     fjord_sql::format::write_batches(&mut out, &batches, OutputFormat::Csv, true)?;
-    assert_eq!(String::from_utf8(out)?, "user,total\nalice,180\nbob,120\ncarol,150\n");
+    assert_eq!(
+        String::from_utf8(out)?,
+        "user,total\nalice,180\nbob,120\ncarol,150\n"
+    );
     let mut out = Vec::new();
     fjord_sql::format::write_batches(&mut out, &batches, OutputFormat::Table, true)?;
     let table = String::from_utf8(out)?;
@@ -125,14 +175,25 @@ async fn a_large_scan_reads_every_partition_in_parallel() -> Result<()> {
     broker.create_topic("events", 4).await?;
     let producer = broker.producer()?;
     let records: Vec<Rec> = (0..20_000i64)
-        .map(|i| Rec::json(Some((i % 4) as i32), None, json!({"g": i % 7, "v": i}), BASE + i))
+        .map(|i| {
+            Rec::json(
+                Some((i % 4) as i32),
+                None,
+                json!({"g": i % 7, "v": i}),
+                BASE + i,
+            )
+        })
         .collect();
     produce_recs(&producer, "events", records).await?;
     let ctx = SqlContext::connect(SqlConfig::new(broker.bootstrap()).with_batch_size(1000)).await?;
-    let plan = ctx.sql("EXPLAIN SELECT g, count(*) FROM events GROUP BY g").await?;
+    let plan = ctx
+        .sql("EXPLAIN SELECT g, count(*) FROM events GROUP BY g")
+        .await?;
     let text = fjord_sql::arrow::util::pretty::pretty_format_batches(&plan)?.to_string();
     assert!(text.contains("partitions=4"), "{text}");
-    let b = ctx.sql("SELECT count(*) AS n, sum(v) AS s, count(DISTINCT g) AS g FROM events").await?;
+    let b = ctx
+        .sql("SELECT count(*) AS n, sum(v) AS s, count(DISTINCT g) AS g FROM events")
+        .await?;
     let text = fjord_sql::arrow::util::pretty::pretty_format_batches(&b)?.to_string();
     assert!(text.contains("| 20000 | 199990000 | 7 |"), "{text}");
     let _ = Duration::from_secs(0);

@@ -63,9 +63,17 @@ impl TestBroker {
         self.create_topic_with(topic, partitions, &[]).await
     }
 
-    pub(crate) async fn create_topic_with(&self, topic: &str, partitions: i32, configs: &[(&str, &str)]) -> Result<()> {
+    pub(crate) async fn create_topic_with(
+        &self,
+        topic: &str,
+        partitions: i32,
+        configs: &[(&str, &str)],
+    ) -> Result<()> {
         let admin = Admin::connect(&self.bootstrap()).await?;
-        let configs: BTreeMap<String, String> = configs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let configs: BTreeMap<String, String> = configs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         admin
             .create_topic(topic, partitions, 1, &configs)
             .await
@@ -152,7 +160,12 @@ pub(crate) struct Rec {
 }
 
 impl Rec {
-    pub(crate) fn json(partition: Option<i32>, key: Option<&str>, value: serde_json::Value, ts: i64) -> Self {
+    pub(crate) fn json(
+        partition: Option<i32>,
+        key: Option<&str>,
+        value: serde_json::Value,
+        ts: i64,
+    ) -> Self {
         Rec {
             partition,
             key: key.map(|k| Bytes::from(k.to_string())),
@@ -164,7 +177,11 @@ impl Rec {
 }
 
 /// Sends records (in order) and waits for all acknowledgements.
-pub(crate) async fn produce_recs(producer: &Producer, topic: &str, records: Vec<Rec>) -> Result<()> {
+pub(crate) async fn produce_recs(
+    producer: &Producer,
+    topic: &str,
+    records: Vec<Rec>,
+) -> Result<()> {
     let mut pending = Vec::new();
     for r in records {
         pending.push(

@@ -74,7 +74,12 @@ pub(crate) async fn run(ctx: &SqlContext, name: &str, text: &str) -> Result<usiz
                     expected.sort();
                 }
                 if rows != expected {
-                    bail!("{}:\nexpected:\n{}\ngot:\n{}", context(), expected.join("\n"), rows.join("\n"));
+                    bail!(
+                        "{}:\nexpected:\n{}\ngot:\n{}",
+                        context(),
+                        expected.join("\n"),
+                        rows.join("\n")
+                    );
                 }
             }
             other => bail!("{name}:{at}: unknown record {other:?}"),
