@@ -159,15 +159,21 @@ async fn create(
             .get(&plan.sources[0])
             .map_or(1, |t| t.partitions.len().max(1) as i32),
     };
-    if let Err(e) = ctx
-        .catalog
-        .admin()
-        .create_topic(&name, partitions, -1, &BTreeMap::new())
-        .await
-    {
+    let mut topics = vec![(name.clone(), partitions)];
+    if let Some(dlq) = &options.dead_letter_topic {
+        topics.push((dlq.clone(), 1));
+    }
+    for (topic, partitions) in topics {
+        let created = ctx
+            .catalog
+            .admin()
+            .create_topic(&topic, partitions, -1, &BTreeMap::new())
+            .await;
         // 36: TOPIC_ALREADY_EXISTS.
-        if !matches!(&e, fjord_client::Error::Broker { code, .. } if code.code() == 36) {
-            return Err(Error::kafka(format!("creating output topic {name}"))(e));
+        if let Err(e) = created {
+            if !matches!(&e, fjord_client::Error::Broker { code, .. } if code.code() == 36) {
+                return Err(Error::kafka(format!("creating topic {topic}"))(e));
+            }
         }
     }
     let stats = Arc::new(QueryStats::new());

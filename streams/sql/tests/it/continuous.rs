@@ -354,6 +354,50 @@ async fn errors_name_the_cause() -> Result<()> {
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_records_go_to_the_dead_letter_topic() -> Result<()> {
+    let broker = TestBroker::start().await?;
+    broker.create_topic("dirty", 1).await?;
+    let producer = broker.producer()?;
+    produce_recs(
+        &producer,
+        "dirty",
+        vec![
+            Rec::json(Some(0), None, json!({"n": 1}), BASE),
+            Rec {
+                partition: Some(0),
+                key: None,
+                value: Some(bytes::Bytes::from_static(b"{oops")),
+                ts: BASE + 1,
+                headers: Vec::new(),
+            },
+            Rec::json(Some(0), None, json!({"n": 3}), BASE + 2),
+        ],
+    )
+    .await?;
+    let state = tempfile::tempdir()?;
+    let ctx = context(&broker, state.path()).await?;
+    ctx.sql("CREATE STREAM clean WITH (dead_letter_topic = 'dirty-dlq') AS SELECT n * 10 AS n FROM dirty").await?;
+    let rows = output(&broker, "clean", 2).await?;
+    let got: Vec<i64> = rows.iter().map(|v| v["n"].as_i64().unwrap_or(0)).collect();
+    assert_eq!(got, vec![10, 30]);
+    let dead = broker.read("dirty-dlq", 1, Duration::from_secs(10)).await?;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].value.as_deref(), Some(&b"{oops"[..]));
+    assert!(
+        dead[0]
+            .headers
+            .iter()
+            .any(|(k, _)| k == "__fjord.sql.error"),
+        "{:?}",
+        dead[0].headers
+    );
+    let stats = ctx.query_stats("clean").expect("running");
+    assert_eq!(stats.skipped.load(std::sync::atomic::Ordering::Relaxed), 1);
+    ctx.stop_all().await?;
+    Ok(())
+}
+
 /// DSL results of q5 and q7 for the same events (via TopologyTestDriver).
 fn dsl_results(events: &[(Value, i64)]) -> Result<(BTreeMap<i64, i64>, BTreeMap<i64, i64>)> {
     use fjord_streams::test_driver::TopologyTestDriver;

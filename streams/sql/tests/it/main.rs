@@ -6,4 +6,5 @@ mod continuous;
 mod harness;
 #[path = "../common/nexmark.rs"]
 mod nexmark;
+mod registry;
 mod slt;
