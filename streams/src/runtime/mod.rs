@@ -71,7 +71,8 @@ pub struct StreamsMetrics {
 #[derive(Default)]
 pub(crate) struct Shared {
     state: Mutex<Option<String>>,
-    stores: Mutex<BTreeMap<String, BTreeMap<TaskId, fjall::Keyspace>>>,
+    /// Store name → task → (owning thread, keyspace), for interactive queries.
+    stores: Mutex<BTreeMap<String, BTreeMap<TaskId, (usize, fjall::Keyspace)>>>,
     tasks: Mutex<BTreeMap<usize, BTreeMap<TaskId, TaskMetrics>>>,
     retired: Mutex<TaskMetrics>,
     restore: Mutex<(u64, u64, u64)>,
@@ -86,7 +87,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     pub(crate) fn lock_stores(
         &self,
-    ) -> MutexGuard<'_, BTreeMap<String, BTreeMap<TaskId, fjall::Keyspace>>> {
+    ) -> MutexGuard<'_, BTreeMap<String, BTreeMap<TaskId, (usize, fjall::Keyspace)>>> {
         lock(&self.stores)
     }
     pub(crate) fn set_failed(&self, reason: String) {

@@ -367,9 +367,13 @@ impl StreamThread {
         if let Some(owned) = self.tasks.remove(&id) {
             self.p.shared.retire(owned.task.metrics());
         }
+        // Only this thread's registration: after a rebalance another thread may own the task
+        // already, and its stores must stay visible to interactive queries.
         let mut stores = self.p.shared.lock_stores();
         for tasks in stores.values_mut() {
-            tasks.remove(&id);
+            if tasks.get(&id).is_some_and(|(owner, _)| *owner == self.p.index) {
+                tasks.remove(&id);
+            }
         }
     }
 
@@ -383,6 +387,7 @@ impl StreamThread {
     async fn create_task(&mut self, id: TaskId) -> Result<()> {
         let db = self.p.db.clone();
         let shared = self.p.shared.clone();
+        let thread = self.p.index;
         let opener = Box::new(
             move |name: &str, _kind: StoreKind| -> Result<Box<dyn KvBackend>> {
                 let backend = FjallBackend::open(&db, &format!("{name}.{id}"))?;
@@ -390,7 +395,7 @@ impl StreamThread {
                     .lock_stores()
                     .entry(name.to_string())
                     .or_default()
-                    .insert(id, backend.keyspace());
+                    .insert(id, (thread, backend.keyspace()));
                 Ok(Box::new(backend))
             },
         );
