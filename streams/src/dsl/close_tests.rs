@@ -101,7 +101,11 @@ fn session_emit_on_close_emits_every_session_once() -> R {
             .map(|(w, c)| (w.key, w.window.start, w.window.end, c.unwrap_or(-1)))
             .collect();
         let unique: BTreeSet<_> = emitted.iter().cloned().collect();
-        assert_eq!(unique.len(), emitted.len(), "seed {seed}: a session was emitted twice");
+        assert_eq!(
+            unique.len(),
+            emitted.len(),
+            "seed {seed}: a session was emitted twice"
+        );
         assert_eq!(unique, reference_sessions(&records, gap), "seed {seed}");
         assert_eq!(d.metrics().late_records_dropped, 0);
     }
@@ -173,7 +177,10 @@ fn outer_join_emits_each_unmatched_record_once_with_asymmetric_windows() -> R {
         }
         let kept: BTreeSet<&String> = kept.iter().collect();
         for v in alone.keys().chain(joined.keys()) {
-            assert!(kept.contains(v), "seed {seed}: a result for {v}, which was late");
+            assert!(
+                kept.contains(v),
+                "seed {seed}: a result for {v}, which was late"
+            );
         }
     }
     Ok(())

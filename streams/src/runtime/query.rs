@@ -15,7 +15,12 @@ fn keyspaces(shared: &Shared, name: &str) -> Vec<fjall::Keyspace> {
     shared
         .lock_stores()
         .get(name)
-        .map(|tasks| tasks.values().map(|(_, keyspace)| keyspace.clone()).collect())
+        .map(|tasks| {
+            tasks
+                .values()
+                .map(|(_, keyspace)| keyspace.clone())
+                .collect()
+        })
         .unwrap_or_default()
 }
 

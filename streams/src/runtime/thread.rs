@@ -371,7 +371,10 @@ impl StreamThread {
         // already, and its stores must stay visible to interactive queries.
         let mut stores = self.p.shared.lock_stores();
         for tasks in stores.values_mut() {
-            if tasks.get(&id).is_some_and(|(owner, _)| *owner == self.p.index) {
+            if tasks
+                .get(&id)
+                .is_some_and(|(owner, _)| *owner == self.p.index)
+            {
                 tasks.remove(&id);
             }
         }
