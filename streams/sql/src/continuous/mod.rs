@@ -13,6 +13,7 @@
 
 pub mod checkpoint;
 mod functions;
+mod options;
 pub mod plan;
 mod rows;
 mod runner;
@@ -31,8 +32,8 @@ use datafusion::prelude::SessionContext;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use options::{QueryOptions, QueryStats};
 pub use plan::{ContinuousPlan, QueryKind, WindowSpec};
-pub use runner::{QueryOptions, QueryStats};
 use statement::Statement;
 
 use crate::SqlContext;
