@@ -154,3 +154,6 @@ mod tests;
 
 #[cfg(test)]
 mod close_tests;
+
+#[cfg(test)]
+mod join_tests;
